@@ -1,0 +1,270 @@
+"""CPU backend: the statevector primitives on numpy arrays.
+
+A state is an array of shape ``(B, 2**n)`` (B = batch of parameter sets, 1 when not batched), wire 0
+the most significant bit. Every primitive views it as a tensor ``(B, 2, ..., 2)``; controls select a
+sub-tensor (a view), so controlled gates touch only the controlled subspace.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import MemoryLimitError
+
+_PAULI_FLIP = {"X": True, "Y": True, "Z": False, "I": False}
+
+
+def available_host_memory() -> int:
+    """Bytes of memory available for new allocations (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def num_qubits(state: Any) -> int:
+    """Number of qubits of a ``(B, 2**n)`` state."""
+    return int(state.shape[-1]).bit_length() - 1
+
+
+class NumpyBackend:
+    """Statevector primitives on the CPU with numpy."""
+
+    name = "numpy"
+    xp = np
+
+    # -- memory and conversion --------------------------------------------------------------------
+    def available_memory(self) -> int:
+        """Bytes free for new states."""
+        return available_host_memory()
+
+    def check_memory(self, num_wires: int, batch: int, dtype: Any, copies: float = 1.0) -> None:
+        """Raise :class:`MemoryLimitError` (before allocating) if ``copies`` states would not fit."""
+        need = int(copies * batch * (2**num_wires) * np.dtype(dtype).itemsize)
+        free = self.available_memory()
+        if need > free:
+            raise MemoryLimitError(
+                f"a {num_wires}-qubit state (batch {batch}, {np.dtype(dtype).name}, x{copies:g} copies) needs "
+                f"{need:,} bytes ({need / 2**30:.2f} GiB) but only {free:,} bytes ({free / 2**30:.2f} GiB) "
+                f"are available on the {self.name} backend"
+            )
+
+    def asarray(self, x: Any, dtype: Any = None) -> np.ndarray:
+        """Convert to a backend array."""
+        return np.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Convert a backend array to numpy."""
+        return np.asarray(x)
+
+    def zero_state(self, num_wires: int, batch: int = 1, dtype: Any = np.complex128) -> np.ndarray:
+        """``|0...0>`` for each of ``batch`` entries, shape ``(batch, 2**n)``."""
+        self.check_memory(num_wires, batch, dtype)
+        state = np.zeros((batch, 2**num_wires), dtype=dtype)
+        state[:, 0] = 1.0
+        return state
+
+    # -- views ------------------------------------------------------------------------------------
+    @staticmethod
+    def _sub(state: np.ndarray, targets: tuple, controls: tuple, cvals: tuple) -> tuple[np.ndarray, list[int]]:
+        """View of the controlled subspace as a tensor, and the axes of ``targets`` in that view."""
+        n = num_qubits(state)
+        psi = state.reshape((state.shape[0],) + (2,) * n)
+        if controls:
+            idx: list[Any] = [slice(None)] * (n + 1)
+            for c, v in zip(controls, cvals, strict=True):
+                idx[1 + c] = v
+            psi = psi[tuple(idx)]
+        ctrl = sorted(controls)
+        axes = [1 + t - sum(1 for c in ctrl if c < t) for t in targets]
+        return psi, axes
+
+    @staticmethod
+    def _batched(m: np.ndarray, extra: int) -> bool:
+        return m.ndim == extra + 1
+
+    # -- gate primitives (in place) ---------------------------------------------------------------
+    def apply_matrix(
+        self, state: np.ndarray, matrix: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """Apply a ``2^k x 2^k`` matrix (or a batch ``(B, d, d)``) to ``targets``, with controls."""
+        psi, axes = self._sub(state, targets, controls, cvals)
+        k = len(targets)
+        moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
+        shape = moved.shape
+        flat = moved.reshape(shape[0], -1, 2**k)
+        m = np.asarray(matrix, dtype=state.dtype)
+        if m.ndim == 3:
+            out = np.matmul(flat, np.swapaxes(m, -1, -2))
+        else:
+            out = flat @ m.T
+        moved[...] = out.reshape(shape)
+        return state
+
+    def apply_diagonal(
+        self, state: np.ndarray, diag: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """Multiply by a diagonal ``(2^k,)`` (or ``(B, 2^k)``) on ``targets``, with controls."""
+        psi, axes = self._sub(state, targets, controls, cvals)
+        k = len(targets)
+        moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
+        d = np.asarray(diag, dtype=state.dtype)
+        if d.ndim == 2:
+            d = d.reshape((d.shape[0],) + (1,) * (moved.ndim - 1 - k) + (2,) * k)
+        else:
+            d = d.reshape((2,) * k)
+        moved *= d
+        return state
+
+    def apply_permutation(
+        self, state: np.ndarray, perm: tuple, targets: tuple, controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """Permute the basis states of ``targets``: new[i] = old[perm[i]] (no multiplications)."""
+        psi, axes = self._sub(state, targets, controls, cvals)
+        if len(targets) == 1 and tuple(perm) == (1, 0):
+            moved = np.moveaxis(psi, axes[0], -1)
+            moved[...] = moved[..., ::-1].copy()
+            return state
+        k = len(targets)
+        moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
+        shape = moved.shape
+        flat = moved.reshape(shape[0], -1, 2**k)
+        moved[...] = flat[..., list(perm)].reshape(shape)
+        return state
+
+    def apply_pauli(self, state: np.ndarray, word: dict[int, str], out: np.ndarray | None = None) -> np.ndarray:
+        """Return ``P|state>`` for a Pauli word ``{wire: 'X'|'Y'|'Z'}`` without building a matrix."""
+        n = num_qubits(state)
+        psi = state.reshape((state.shape[0],) + (2,) * n)
+        flips = [1 + w for w, p in word.items() if _PAULI_FLIP[p]]
+        res = np.flip(psi, axis=flips) if flips else psi
+        res = res * self._pauli_phase(word, n, state.dtype) if any(p in "YZ" for p in word.values()) else res.copy()
+        res = res.reshape(state.shape)
+        if out is not None:
+            out[...] = res
+            return out
+        return res
+
+    @staticmethod
+    def _pauli_phase(word: dict[int, str], n: int, dtype: Any) -> np.ndarray:
+        """Broadcastable phase tensor of a Pauli word applied after the bit flips."""
+        phase = np.ones((1,) * (n + 1), dtype=dtype)
+        for w, p in word.items():
+            shape = [1] * (n + 1)
+            shape[1 + w] = 2
+            if p == "Z":
+                phase = phase * np.array([1, -1], dtype=dtype).reshape(shape)
+            elif p == "Y":
+                # Y|0> = i|1>, Y|1> = -i|0>: after the flip, index b holds old (1-b): phase i for b=1
+                phase = phase * np.array([-1j, 1j], dtype=dtype).reshape(shape)
+        return phase
+
+    def apply_pauli_rotation(self, state: np.ndarray, theta: np.ndarray, word: dict[int, str],
+                             controls: tuple = (), cvals: tuple = ()) -> np.ndarray:
+        """Apply ``exp(-i theta/2 P)`` = ``cos(theta/2) - i sin(theta/2) P`` in place."""
+        t = np.asarray(theta, dtype=float)
+        c = np.cos(t / 2).reshape(-1, 1) if t.ndim else np.cos(t / 2)
+        s = np.sin(t / 2).reshape(-1, 1) if t.ndim else np.sin(t / 2)
+        if controls:
+            mask = self.control_mask(state, controls, cvals)
+            p_state = self.apply_pauli(state, word)
+            new = c * state - 1j * s * p_state
+            state[:, mask] = new[:, mask]
+            return state
+        p_state = self.apply_pauli(state, word)
+        state *= c
+        state -= 1j * s * p_state
+        return state
+
+    @staticmethod
+    def control_mask(state: np.ndarray, controls: tuple, cvals: tuple) -> np.ndarray:
+        """Boolean mask over basis states where every control wire has its control value."""
+        n = num_qubits(state)
+        idx = np.arange(state.shape[-1])
+        mask = np.ones(state.shape[-1], dtype=bool)
+        for c, v in zip(controls, cvals, strict=True):
+            mask &= ((idx >> (n - 1 - c)) & 1) == v
+        return mask
+
+    # -- reductions -------------------------------------------------------------------------------
+    def inner(self, bra: np.ndarray, ket: np.ndarray) -> np.ndarray:
+        """``<bra|ket>`` for each batch entry, shape ``(B,)``."""
+        return np.einsum("bi,bi->b", np.conj(bra), ket)
+
+    def expval_pauli(self, state: np.ndarray, word: dict[int, str]) -> np.ndarray:
+        """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real, without a matrix."""
+        if all(p == "Z" for p in word.values()):
+            n = num_qubits(state)
+            probs = (state.real**2 + state.imag**2).reshape((state.shape[0],) + (2,) * n)
+            others = tuple(1 + w for w in range(n) if w not in word)
+            marg = probs.sum(axis=others) if others else probs
+            sign = np.ones((1,) * marg.ndim)
+            for ax in range(1, marg.ndim):
+                shape = [1] * marg.ndim
+                shape[ax] = 2
+                sign = sign * np.array([1.0, -1.0]).reshape(shape)
+            return (marg * sign).reshape(state.shape[0], -1).sum(axis=1)
+        return self.inner(state, self.apply_pauli(state, word)).real
+
+    def matrix_element(
+        self, bra: np.ndarray, ket: np.ndarray, matrix: np.ndarray, targets: tuple,
+        controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """``<bra| (P_controls x M) |ket>`` per batch entry: M on ``targets``, restricted to the controls."""
+        kpsi, axes = self._sub(ket, targets, controls, cvals)
+        bpsi, _ = self._sub(bra, targets, controls, cvals)
+        k = len(targets)
+        kmov = np.moveaxis(kpsi, axes, list(range(kpsi.ndim - k, kpsi.ndim)))
+        bmov = np.moveaxis(bpsi, axes, list(range(bpsi.ndim - k, bpsi.ndim)))
+        kflat = kmov.reshape(kmov.shape[0], -1, 2**k)
+        bflat = bmov.reshape(bmov.shape[0], -1, 2**k)
+        m = np.asarray(matrix, dtype=ket.dtype)
+        if k == 0:
+            return np.einsum("bmi,bmi->b", np.conj(bflat), kflat) * m.reshape(-1)[0]
+        # <b|M|k> = sum_{m,i,j} conj(b[m,i]) M[i,j] k[m,j] = sum_{ij} M[i,j] R[i,j], R = B^H K
+        r = np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
+        return np.einsum("ij,bij->b", m, r) if m.ndim == 2 else np.einsum("bij,bij->b", m, r)
+
+    def reduced_outer(self, bra: np.ndarray, ket: np.ndarray, targets: tuple) -> np.ndarray:
+        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the target wires."""
+        bpsi, axes = self._sub(bra, targets, (), ())
+        kpsi, _ = self._sub(ket, targets, (), ())
+        k = len(targets)
+        bflat = np.moveaxis(bpsi, axes, list(range(bpsi.ndim - k, bpsi.ndim))).reshape(bra.shape[0], -1, 2**k)
+        kflat = np.moveaxis(kpsi, axes, list(range(kpsi.ndim - k, kpsi.ndim))).reshape(ket.shape[0], -1, 2**k)
+        return np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
+
+    def probs(self, state: np.ndarray, wires: tuple | None = None) -> np.ndarray:
+        """Marginal probabilities ``(B, 2**len(wires))`` on ``wires`` (in the order given)."""
+        n = num_qubits(state)
+        p = (state.real**2 + state.imag**2)
+        if wires is None or tuple(wires) == tuple(range(n)):
+            return p
+        pt = p.reshape((state.shape[0],) + (2,) * n)
+        others = tuple(1 + w for w in range(n) if w not in wires)
+        marg = pt.sum(axis=others) if others else pt
+        kept = sorted(wires)
+        order = [1 + kept.index(w) for w in wires]
+        marg = np.transpose(marg, [0] + order)
+        return marg.reshape(state.shape[0], -1)
+
+    def sample_indices(self, probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+        """``shots`` basis-state indices drawn from each row of ``probs`` (B, K): shape ``(B, shots)``."""
+        p = np.asarray(probs, dtype=float)
+        out = np.empty((p.shape[0], shots), dtype=np.int64)
+        for b in range(p.shape[0]):
+            cdf = np.cumsum(p[b])
+            cdf /= cdf[-1]
+            out[b] = np.searchsorted(cdf, rng.random(shots), side="right")
+        np.minimum(out, p.shape[1] - 1, out=out)
+        return out

@@ -1,0 +1,414 @@
+"""Circuits as plain data: a list of operations, each a gate, wires and parameters.
+
+A parameter is either a constant or a :class:`ParamRef` to entry ``i`` of the circuit's trainable
+parameter vector (optionally scaled and offset, ``2 * p[0] + 0.1``). The same entry may feed several
+gates; gradients are always taken with respect to that vector, so "parameter i" is unambiguous.
+
+Example::
+
+    c = Circuit(2)
+    p = c.params(3)              # p[0], p[1], p[2]
+    c.h(0).rx(p[0], 0).cnot(0, 1).rot(p[0], p[1], p[2], wires=1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import NotUnitaryError, ParameterError, StateError, WireError
+from .gates import GATES, GateSpec, resolve_gate_name
+
+UNITARY_ATOL = 1e-8
+"""Tolerance for ``U U^dagger = I`` when a matrix is given as a gate."""
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    """Reference to trainable parameter ``index``: its value is ``coeff * theta[index] + offset``."""
+
+    index: int
+    coeff: float = 1.0
+    offset: float = 0.0
+
+    def __mul__(self, other: float) -> ParamRef:
+        return replace(self, coeff=self.coeff * float(other), offset=self.offset * float(other))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: float) -> ParamRef:
+        return self * (1.0 / float(other))
+
+    def __add__(self, other: float) -> ParamRef:
+        return replace(self, offset=self.offset + float(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: float) -> ParamRef:
+        return self + (-float(other))
+
+    def __rsub__(self, other: float) -> ParamRef:
+        return (-self) + float(other)
+
+    def __neg__(self) -> ParamRef:
+        return self * -1.0
+
+    def value(self, theta: np.ndarray) -> np.ndarray:
+        """Value for a parameter vector ``theta`` of shape ``(P,)`` or ``(B, P)``."""
+        return self.coeff * theta[..., self.index] + self.offset
+
+
+class ParamVector(Sequence):
+    """Indexable handle ``p[i]`` on a circuit's trainable parameters."""
+
+    def __init__(self, start: int, size: int):
+        self._start, self._size = start, size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, i: int) -> ParamRef:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._size))]  # type: ignore[return-value]
+        if not -self._size <= i < self._size:
+            raise IndexError(f"parameter index {i} out of range for {self._size} parameters")
+        return ParamRef(self._start + (i % self._size))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One gate application: base gate, target wires, parameters, controls, adjoint flag.
+
+    ``hyper`` holds non-differentiable gate data: the matrix of a QubitUnitary, the diagonal of a
+    DiagonalQubitUnitary, the Pauli word of a PauliRot. ``name`` is the name the user gave (CNOT for
+    PauliX with one control).
+    """
+
+    gate: GateSpec
+    wires: tuple[int, ...]
+    params: tuple[Any, ...] = ()
+    controls: tuple[int, ...] = ()
+    control_values: tuple[int, ...] = ()
+    inverse: bool = False
+    hyper: Any = None
+    name: str = ""
+
+    @property
+    def all_wires(self) -> tuple[int, ...]:
+        """Control wires followed by target wires."""
+        return self.controls + self.wires
+
+    @property
+    def trainable_refs(self) -> list[tuple[int, ParamRef]]:
+        """(gate-parameter position, reference) for every parameter bound to the trainable vector."""
+        return [(i, p) for i, p in enumerate(self.params) if isinstance(p, ParamRef)]
+
+    def param_values(self, theta: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """Parameter values as arrays (scalars, or ``(B,)`` when ``theta`` is batched)."""
+        out = []
+        for p in self.params:
+            if isinstance(p, ParamRef):
+                out.append(p.value(theta))
+            else:
+                out.append(np.asarray(p, dtype=float))
+        return tuple(out)
+
+    def adjoint(self) -> Operation:
+        """The inverse operation."""
+        return replace(self, inverse=not self.inverse)
+
+    def controlled(self, controls: Iterable[int], control_values: Iterable[int] | None = None) -> Operation:
+        """This operation with extra control wires (values 1 unless given)."""
+        controls = tuple(int(c) for c in controls)
+        values = tuple(int(v) for v in control_values) if control_values is not None else (1,) * len(controls)
+        return replace(self, controls=controls + self.controls, control_values=values + self.control_values)
+
+    def matrix(self, theta: np.ndarray | None = None) -> np.ndarray:
+        """Dense matrix on ``all_wires`` (controls first); for tests and small checks."""
+        m = self.gate.matrix(self.param_values(theta), self.hyper, len(self.wires))
+        if self.inverse:
+            m = np.conj(np.swapaxes(m, -1, -2))
+        nc = len(self.controls)
+        if nc == 0:
+            return m
+        d = m.shape[-1]
+        full = np.broadcast_to(np.eye(d * 2**nc, dtype=complex), m.shape[:-2] + (d * 2**nc,) * 2).copy()
+        block = int("".join(str(v) for v in self.control_values), 2)
+        full[..., block * d : (block + 1) * d, block * d : (block + 1) * d] = m
+        return full
+
+    def __repr__(self) -> str:
+        args = [repr(p) if isinstance(p, ParamRef) else f"{float(p):.4g}" for p in self.params]
+        ctrl = f", controls={self.controls}" if self.controls else ""
+        if self.controls and any(v == 0 for v in self.control_values):
+            ctrl += f", control_values={self.control_values}"
+        inv = ".adjoint()" if self.inverse else ""
+        return f"{self.name or self.gate.name}({', '.join(args + [f'wires={self.wires}'])}{ctrl}){inv}"
+
+
+@dataclass(frozen=True)
+class StatePrep:
+    """Initial state on ``wires``: a basis state (``bits``) or amplitudes; other wires start in |0>."""
+
+    wires: tuple[int, ...]
+    bits: tuple[int, ...] | None = None
+    amplitudes: np.ndarray | None = None
+
+
+def _check_finite(value: Any, what: str) -> None:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":
+        raise ParameterError(f"{what} must be numeric, got {type(value).__name__}")
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{what} is not finite (NaN or inf): {value!r}")
+
+
+class Circuit:
+    """An ordered list of operations on ``num_wires`` qubits with ``num_params`` trainable parameters.
+
+    Build it with :meth:`add` or the lower-case gate methods (``c.rx(p[0], 0)``, ``c.cnot(0, 1)``);
+    each returns the circuit, so calls chain.
+    """
+
+    def __init__(self, num_wires: int, num_params: int = 0):
+        if int(num_wires) != num_wires or num_wires < 1:
+            raise WireError(f"a circuit needs a positive integer number of wires, got {num_wires!r}")
+        self.num_wires = int(num_wires)
+        self.num_params = int(num_params)
+        self.operations: list[Operation] = []
+        self.state_prep: StatePrep | None = None
+
+    # -- parameters -------------------------------------------------------------------------------
+    def params(self, count: int) -> ParamVector:
+        """Reserve ``count`` new trainable parameters and return handles ``p[0] .. p[count-1]``."""
+        start = self.num_params
+        self.num_params += int(count)
+        return ParamVector(start, int(count))
+
+    # -- building ---------------------------------------------------------------------------------
+    def _check_wires(self, wires: tuple[int, ...], what: str) -> None:
+        for w in wires:
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
+                raise WireError(f"{what}: wire labels must be integers, got {w!r}")
+            if not 0 <= w < self.num_wires:
+                raise WireError(f"{what}: wire {w} is out of range for a {self.num_wires}-wire circuit")
+        if len(set(wires)) != len(wires):
+            raise WireError(f"{what}: wires {wires} repeat a wire")
+
+    def add(
+        self,
+        name: str,
+        *params: Any,
+        wires: int | Iterable[int],
+        controls: Iterable[int] = (),
+        control_values: Iterable[int] | None = None,
+        inverse: bool = False,
+        hyper: Any = None,
+    ) -> Circuit:
+        """Append gate ``name`` (any gate of :data:`qdiff.gates.GATES` or an alias such as CNOT).
+
+        Aliases with controls take their control wires first in ``wires`` (CNOT(0, 1): control 0).
+        ``controls``/``control_values`` add further controls to any gate; ``inverse`` applies its
+        adjoint. Raises a :class:`~qdiff.errors.QDiffError` subclass, and changes nothing, on bad input.
+        """
+        spec, n_alias_ctrl = resolve_gate_name(name)
+        wires_t = (int(wires),) if isinstance(wires, (int, np.integer)) else tuple(wires)
+        controls_t = tuple(controls)
+        if n_alias_ctrl == -1:
+            n_alias_ctrl = len(wires_t) - 1
+        if n_alias_ctrl and len(wires_t) <= n_alias_ctrl:
+            raise WireError(f"{name} needs more than {n_alias_ctrl} wires, got {wires_t}")
+        alias_ctrl, targets = wires_t[:n_alias_ctrl], wires_t[n_alias_ctrl:]
+        all_ctrl = tuple(controls_t) + alias_ctrl
+        if control_values is None:
+            cvals = (1,) * len(all_ctrl)
+        else:
+            cvals = tuple(int(v) for v in control_values)
+            if len(cvals) == len(alias_ctrl) and len(cvals) != len(all_ctrl):
+                cvals = (1,) * len(controls_t) + cvals
+            if len(cvals) != len(all_ctrl) or any(v not in (0, 1) for v in cvals):
+                raise WireError(f"{name}: control_values {cvals} must be 0/1, one per control {all_ctrl}")
+        self._check_wires(all_ctrl + targets, name)
+        if spec.num_wires is not None and len(targets) != spec.num_wires:
+            raise WireError(f"{name} acts on {spec.num_wires + n_alias_ctrl} wires, got {len(wires_t)}: {wires_t}")
+        if len(targets) < spec.min_wires:
+            raise WireError(f"{name} needs at least {spec.min_wires} target wire(s), got {targets}")
+        if len(params) != spec.num_params:
+            raise ParameterError(f"{name} takes {spec.num_params} parameter(s), got {len(params)}")
+        for i, p in enumerate(params):
+            if isinstance(p, ParamRef):
+                if p.index < 0:
+                    raise ParameterError(f"{name}: negative parameter index {p.index}")
+                _check_finite([p.coeff, p.offset], f"{name} parameter {i} scale/offset")
+            else:
+                _check_finite(p, f"{name} parameter {i}")
+        hyper = self._check_hyper(spec, name, hyper, len(targets))
+        params_t = tuple(p if isinstance(p, ParamRef) else float(p) if np.ndim(p) == 0 else np.asarray(p, float)
+                         for p in params)
+        op = Operation(spec, targets, params_t, all_ctrl, cvals, bool(inverse), hyper, name)
+        for _, ref in op.trainable_refs:
+            self.num_params = max(self.num_params, ref.index + 1)
+        self.operations.append(op)
+        return self
+
+    @staticmethod
+    def _check_hyper(spec: GateSpec, name: str, hyper: Any, k: int) -> Any:
+        if spec.hyper is None:
+            if hyper is not None:
+                raise ParameterError(f"{name} takes no extra data, got {hyper!r}")
+            return None
+        if hyper is None:
+            raise ParameterError(f"{name} needs its {spec.hyper}")
+        if spec.hyper == "word":
+            word = str(hyper).upper()
+            if len(word) != k or set(word) - set("IXYZ"):
+                raise ParameterError(f"{name}: Pauli word {hyper!r} must use I/X/Y/Z, one letter per wire ({k})")
+            return word
+        arr = np.asarray(hyper, dtype=complex)
+        _check_finite(arr, f"{name} {spec.hyper}")
+        d = 2**k
+        if spec.hyper == "matrix":
+            if arr.shape[-2:] != (d, d) or arr.ndim not in (2, 3):
+                raise ParameterError(f"{name} on {k} wire(s) needs a {d}x{d} matrix, got shape {arr.shape}")
+            err = np.abs(arr @ np.conj(np.swapaxes(arr, -1, -2)) - np.eye(d)).max()
+            if err > UNITARY_ATOL * max(1.0, d):
+                raise NotUnitaryError(f"{name} matrix is not unitary: max |U U^dagger - I| = {err:.3g}")
+        else:
+            if arr.shape[-1:] != (d,) or arr.ndim not in (1, 2):
+                raise ParameterError(f"{name} on {k} wire(s) needs {d} diagonal entries, got shape {arr.shape}")
+            err = np.abs(np.abs(arr) - 1).max()
+            if err > UNITARY_ATOL:
+                raise NotUnitaryError(f"{name} diagonal entries must have modulus 1 (max deviation {err:.3g})")
+        return arr
+
+    def append(self, op: Operation) -> Circuit:
+        """Append an existing :class:`Operation` (validated against this circuit's wires)."""
+        self._check_wires(op.all_wires, op.name or op.gate.name)
+        for _, ref in op.trainable_refs:
+            self.num_params = max(self.num_params, ref.index + 1)
+        self.operations.append(op)
+        return self
+
+    def extend(self, ops: Iterable[Operation]) -> Circuit:
+        """Append several operations."""
+        for op in ops:
+            self.append(op)
+        return self
+
+    def basis_state(self, bits: Sequence[int], wires: Iterable[int] | None = None) -> Circuit:
+        """Start from the computational basis state ``bits`` on ``wires`` (default: all wires)."""
+        wires_t = tuple(range(self.num_wires)) if wires is None else tuple(wires)
+        self._check_wires(wires_t, "BasisState")
+        bits_t = tuple(int(b) for b in np.asarray(bits).ravel())
+        if len(bits_t) != len(wires_t) or any(b not in (0, 1) for b in bits_t):
+            raise StateError(f"BasisState needs one 0/1 bit per wire ({len(wires_t)}), got {bits}")
+        self._set_prep(StatePrep(wires_t, bits=bits_t))
+        return self
+
+    def state_vector(
+        self, amplitudes: Any, wires: Iterable[int] | None = None, *, normalize: bool = False, atol: float = 1e-8
+    ) -> Circuit:
+        """Start from the amplitude vector ``amplitudes`` on ``wires`` (length ``2**len(wires)``).
+
+        It must be normalised unless ``normalize=True``; a batch ``(B, 2**k)`` is allowed.
+        """
+        wires_t = tuple(range(self.num_wires)) if wires is None else tuple(wires)
+        self._check_wires(wires_t, "StatePrep")
+        amp = np.asarray(amplitudes, dtype=complex)
+        _check_finite(amp, "StatePrep amplitudes")
+        if amp.ndim not in (1, 2) or amp.shape[-1] != 2 ** len(wires_t):
+            raise StateError(
+                f"StatePrep on {len(wires_t)} wire(s) needs {2 ** len(wires_t)} amplitudes, got shape {amp.shape}"
+            )
+        norms = np.linalg.norm(amp, axis=-1)
+        if np.any(norms == 0):
+            raise StateError("StatePrep amplitudes are all zero")
+        if normalize:
+            amp = amp / norms[..., None]
+        elif np.any(np.abs(norms - 1) > atol):
+            raise StateError(f"StatePrep amplitudes are not normalised (norm {norms}); pass normalize=True")
+        self._set_prep(StatePrep(wires_t, amplitudes=amp))
+        return self
+
+    def _set_prep(self, prep: StatePrep) -> None:
+        if self.operations:
+            raise StateError("state preparation must come before every gate of the circuit")
+        self.state_prep = prep
+
+    def __getattr__(self, attr: str) -> Any:
+        """Lower-case gate methods: ``c.rx(theta, wire)``, ``c.cnot(0, 1)``, ``c.pauli_rot(t, 'XY', wires=[0, 1])``."""
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        try:
+            spec, n_ctrl = resolve_gate_name(attr.replace("_", ""))
+        except Exception:
+            raise AttributeError(f"Circuit has no attribute or gate {attr!r}") from None
+
+        def gate_method(*args: Any, wires: Any = None, **kwargs: Any) -> Circuit:
+            nparams = spec.num_params
+            params, rest = args[:nparams], args[nparams:]
+            if spec.hyper is not None and "hyper" not in kwargs:
+                if spec.hyper == "word" and rest and isinstance(rest[0], str):
+                    kwargs["hyper"], rest = rest[0], rest[1:]
+                elif spec.hyper in ("matrix", "diagonal") and rest and np.ndim(rest[0]) >= 1 and wires is not None:
+                    kwargs["hyper"], rest = rest[0], rest[1:]
+                elif spec.hyper in ("matrix", "diagonal") and len(params) == 0 and rest and np.ndim(rest[0]) >= 1:
+                    kwargs["hyper"], rest = rest[0], rest[1:]
+            if wires is None:
+                wires = rest[0] if len(rest) == 1 and not isinstance(rest[0], (int, np.integer)) else rest
+            return self.add(attr.replace("_", ""), *params, wires=wires, **kwargs)
+
+        gate_method.__doc__ = f"Append {spec.name} (see Circuit.add)."
+        return gate_method
+
+    # -- inspection -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.operations)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.operations)
+
+    def copy(self) -> Circuit:
+        """A shallow copy (operations are immutable)."""
+        c = Circuit(self.num_wires, self.num_params)
+        c.operations = list(self.operations)
+        c.state_prep = self.state_prep
+        return c
+
+    def adjoint(self) -> Circuit:
+        """The inverse circuit (operations reversed and inverted; no state preparation)."""
+        c = Circuit(self.num_wires, self.num_params)
+        c.operations = [op.adjoint() for op in reversed(self.operations)]
+        return c
+
+    def __repr__(self) -> str:
+        body = "\n".join(f"  {op!r}" for op in self.operations)
+        return f"Circuit(num_wires={self.num_wires}, num_params={self.num_params}, ops=[\n{body}\n])"
+
+
+def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
+    """Validate a parameter vector for ``circuit``: shape ``(P,)`` or ``(B, P)``, finite.
+
+    Returns the array (float64) and the batch size (None when not batched).
+    """
+    if theta is None:
+        theta = np.zeros(circuit.num_params)
+    arr = np.asarray(theta)
+    if arr.dtype.kind not in "biuf":
+        raise ParameterError(f"parameters must be real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(float)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
+        raise ParameterError(
+            f"the circuit has {circuit.num_params} trainable parameter(s); got parameters of shape {arr.shape} "
+            f"(expected ({circuit.num_params},) or (batch, {circuit.num_params}))"
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ParameterError(f"parameter {tuple(int(b) for b in bad)} is not finite: {arr[tuple(bad)]}")
+    return arr, (arr.shape[0] if arr.ndim == 2 else None)
+
+
+__all__ = ["Circuit", "Operation", "ParamRef", "ParamVector", "StatePrep", "check_theta", "GATES"]

@@ -1,0 +1,336 @@
+"""Observables kept structured: Pauli words, small Hermitian matrices, products, sums, sparse matrices.
+
+Nothing here builds a ``2^n x 2^n`` dense matrix. ``apply_observable`` computes ``O|psi>`` term by term
+with backend primitives, ``expectation`` computes ``<psi|O|psi>`` (Pauli words and diagonal terms from
+probabilities, without an extra state where possible).
+
+Build them like ``0.5 * Z(0) @ Z(1) + X(2)`` or ``Hermitian(m, wires=[0, 1])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import NotHermitianError, ParameterError, UnsupportedOperationError, WireError
+
+HERMITIAN_ATOL = 1e-8
+"""Tolerance for ``M = M^dagger`` in observables."""
+
+
+class Observable:
+    """Base class: a Hermitian operator on some wires, with operator algebra."""
+
+    wires: tuple[int, ...]
+
+    def __matmul__(self, other: Observable) -> Observable:
+        return product(self, other)
+
+    def __add__(self, other: Observable | float) -> LinearCombination:
+        if isinstance(other, (int, float)) and other == 0:
+            return as_linear_combination(self)
+        return as_linear_combination(self).plus(as_linear_combination(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Observable) -> LinearCombination:
+        return self + (-1.0) * other
+
+    def __mul__(self, c: float) -> LinearCombination:
+        return as_linear_combination(self).scaled(c)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> LinearCombination:
+        return self * -1.0
+
+
+@dataclass(frozen=True, eq=False)
+class PauliWord(Observable):
+    """Tensor product of Pauli operators, e.g. ``{0: 'Z', 3: 'X'}``; the empty word is the identity."""
+
+    paulis: tuple[tuple[int, str], ...]
+
+    def __init__(self, paulis: dict[int, str] | Iterable[tuple[int, str]] | None = None):
+        items = dict(paulis or {}).items() if not isinstance(paulis, dict) else paulis.items()
+        clean = []
+        for w, p in items:
+            p = str(p).upper()
+            if p not in "IXYZ" or len(p) != 1:
+                raise ParameterError(f"unknown Pauli {p!r}; use I, X, Y or Z")
+            if p != "I":
+                clean.append((int(w), p))
+        object.__setattr__(self, "paulis", tuple(sorted(clean)))
+
+    @classmethod
+    def from_string(cls, word: str, wires: Sequence[int] | None = None) -> PauliWord:
+        """``PauliWord.from_string("XZI")``: one letter per wire (wires 0.. by default)."""
+        wires = range(len(word)) if wires is None else wires
+        if len(word) != len(wires):
+            raise WireError(f"Pauli word {word!r} has {len(word)} letters for {len(wires)} wires")
+        return cls(dict(zip(wires, word, strict=True)))
+
+    @property
+    def word(self) -> dict[int, str]:
+        """The word as ``{wire: letter}``."""
+        return dict(self.paulis)
+
+    @property
+    def wires(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(w for w, _ in self.paulis)
+
+    def __repr__(self) -> str:
+        return " @ ".join(f"{p}({w})" for w, p in self.paulis) or "I"
+
+
+@dataclass(frozen=True, eq=False)
+class Hermitian(Observable):
+    """A Hermitian matrix on a few wires (checked on construction)."""
+
+    matrix: np.ndarray
+    wires: tuple[int, ...]
+
+    def __init__(self, matrix: Any, wires: int | Iterable[int], atol: float = HERMITIAN_ATOL):
+        wires_t = (int(wires),) if isinstance(wires, (int, np.integer)) else tuple(int(w) for w in wires)
+        m = np.asarray(matrix, dtype=complex)
+        d = 2 ** len(wires_t)
+        if m.shape != (d, d):
+            raise ParameterError(f"Hermitian on {len(wires_t)} wire(s) needs a {d}x{d} matrix, got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ParameterError("Hermitian matrix has NaN or inf entries")
+        err = np.abs(m - m.conj().T).max()
+        if err > atol:
+            raise NotHermitianError(f"observable matrix is not Hermitian: max |M - M^dagger| = {err:.3g}")
+        if len(set(wires_t)) != len(wires_t):
+            raise WireError(f"Hermitian wires {wires_t} repeat a wire")
+        object.__setattr__(self, "matrix", m)
+        object.__setattr__(self, "wires", wires_t)
+
+    def __repr__(self) -> str:
+        return f"Hermitian(wires={self.wires})"
+
+
+@dataclass(frozen=True, eq=False)
+class Product(Observable):
+    """Tensor product of observables on disjoint wires (non-Pauli factors stay separate)."""
+
+    factors: tuple[Observable, ...]
+
+    @property
+    def wires(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(w for f in self.factors for w in f.wires)
+
+    def __repr__(self) -> str:
+        return " @ ".join(repr(f) for f in self.factors)
+
+
+@dataclass(frozen=True, eq=False)
+class SparseHermitian(Observable):
+    """A scipy.sparse Hermitian matrix on ``wires`` (all wires of the circuit when used whole)."""
+
+    matrix: Any
+    wires: tuple[int, ...]
+
+    def __init__(self, matrix: Any, wires: Iterable[int], atol: float = HERMITIAN_ATOL):
+        import scipy.sparse as sp
+
+        wires_t = tuple(int(w) for w in wires)
+        m = sp.csr_matrix(matrix, dtype=complex)
+        d = 2 ** len(wires_t)
+        if m.shape != (d, d):
+            raise ParameterError(f"sparse observable on {len(wires_t)} wires needs shape ({d}, {d}), got {m.shape}")
+        diff = m - m.conj().T
+        if diff.nnz and np.abs(diff.data).max() > atol:
+            raise NotHermitianError("sparse observable is not Hermitian")
+        object.__setattr__(self, "matrix", m)
+        object.__setattr__(self, "wires", wires_t)
+
+    def __repr__(self) -> str:
+        return f"SparseHermitian(nnz={self.matrix.nnz}, wires={self.wires})"
+
+
+@dataclass(frozen=True, eq=False)
+class LinearCombination(Observable):
+    """``sum_k c_k O_k`` with real coefficients; evaluated term by term, never densified."""
+
+    coeffs: tuple[float, ...]
+    terms: tuple[Observable, ...]
+
+    @property
+    def wires(self) -> tuple[int, ...]:  # type: ignore[override]
+        seen: dict[int, None] = {}
+        for t in self.terms:
+            seen.update(dict.fromkeys(t.wires))
+        return tuple(seen)
+
+    def plus(self, other: LinearCombination) -> LinearCombination:
+        return LinearCombination(self.coeffs + other.coeffs, self.terms + other.terms)
+
+    def scaled(self, c: float) -> LinearCombination:
+        if np.iscomplexobj(c) and np.imag(c) != 0:
+            raise NotHermitianError(f"observable coefficients must be real, got {c}")
+        return LinearCombination(tuple(float(np.real(c)) * x for x in self.coeffs), self.terms)
+
+    def __repr__(self) -> str:
+        return " + ".join(f"{c:g}*{t!r}" for c, t in zip(self.coeffs, self.terms, strict=True))
+
+
+def as_linear_combination(obs: Observable | float) -> LinearCombination:
+    """Wrap any observable (or a constant, as a multiple of the identity) as a LinearCombination."""
+    if isinstance(obs, LinearCombination):
+        return obs
+    if isinstance(obs, (int, float, np.floating)):
+        return LinearCombination((float(obs),), (PauliWord({}),))
+    if isinstance(obs, Observable):
+        return LinearCombination((1.0,), (obs,))
+    raise UnsupportedOperationError(f"not an observable: {obs!r}")
+
+
+def product(a: Observable, b: Observable) -> Observable:
+    """Tensor product; Pauli words merge, sums distribute."""
+    if isinstance(a, LinearCombination) or isinstance(b, LinearCombination):
+        la, lb = as_linear_combination(a), as_linear_combination(b)
+        coeffs, terms = [], []
+        for ca, ta in zip(la.coeffs, la.terms, strict=True):
+            for cb, tb in zip(lb.coeffs, lb.terms, strict=True):
+                coeffs.append(ca * cb)
+                terms.append(product(ta, tb))
+        return LinearCombination(tuple(coeffs), tuple(terms))
+    if set(a.wires) & set(b.wires):
+        raise WireError(f"tensor product of observables on overlapping wires {a.wires} and {b.wires}")
+    if isinstance(a, PauliWord) and isinstance(b, PauliWord):
+        return PauliWord(dict(a.paulis + b.paulis))
+    fa = a.factors if isinstance(a, Product) else (a,)
+    fb = b.factors if isinstance(b, Product) else (b,)
+    return Product(fa + fb)
+
+
+def X(wire: int) -> PauliWord:
+    """Pauli X on ``wire``."""
+    return PauliWord({wire: "X"})
+
+
+def Y(wire: int) -> PauliWord:
+    """Pauli Y on ``wire``."""
+    return PauliWord({wire: "Y"})
+
+
+def Z(wire: int) -> PauliWord:
+    """Pauli Z on ``wire``."""
+    return PauliWord({wire: "Z"})
+
+
+def Identity(wire: int | None = None) -> PauliWord:
+    """The identity (expectation 1)."""
+    return PauliWord({})
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation on backend states
+
+
+def check_observable(obs: Observable, num_wires: int) -> None:
+    """Raise :class:`WireError` when ``obs`` acts on wires outside ``range(num_wires)``."""
+    for w in obs.wires:
+        if not 0 <= w < num_wires:
+            raise WireError(f"observable {obs!r} acts on wire {w}, outside the {num_wires}-wire circuit")
+    if isinstance(obs, LinearCombination):
+        for t in obs.terms:
+            check_observable(t, num_wires)
+
+
+def apply_observable(backend: Any, state: Any, obs: Observable) -> Any:
+    """Return a new state ``O|state>`` (structured: one pass per term, no dense 2^n matrix)."""
+    if isinstance(obs, PauliWord):
+        return backend.apply_pauli(state, obs.word)
+    if isinstance(obs, Hermitian):
+        return backend.apply_matrix(state.copy(), obs.matrix, obs.wires)
+    if isinstance(obs, Product):
+        out = state.copy()
+        for f in obs.factors:
+            out = apply_observable(backend, out, f)
+        return out
+    if isinstance(obs, SparseHermitian):
+        return _apply_sparse(backend, state, obs)
+    if isinstance(obs, LinearCombination):
+        out = backend.xp.zeros_like(state)
+        for c, t in zip(obs.coeffs, obs.terms, strict=True):
+            if c != 0:
+                out += c * apply_observable(backend, state, t)
+        return out
+    raise UnsupportedOperationError(f"unsupported observable {type(obs).__name__}")
+
+
+def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:
+    n = int(state.shape[-1]).bit_length() - 1
+    m = obs.matrix
+    host = backend.to_numpy(state)
+    if obs.wires == tuple(range(n)):
+        out = (m @ host.T).T
+    else:
+        k = len(obs.wires)
+        b = host.shape[0]
+        psi = host.reshape((b,) + (2,) * n)
+        axes = [1 + w for w in obs.wires]
+        moved = np.moveaxis(psi, axes, list(range(n + 1 - k, n + 1)))
+        shape = moved.shape
+        flat = moved.reshape(-1, 2**k)
+        res = (m @ flat.T).T.reshape(shape)
+        out = np.moveaxis(res, list(range(n + 1 - k, n + 1)), axes).reshape(b, -1)
+    return backend.asarray(np.ascontiguousarray(out), dtype=state.dtype)
+
+
+def _is_diagonal_pauli(t: Observable) -> bool:
+    return isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis)
+
+
+def expectation(backend: Any, state: Any, obs: Observable) -> Any:
+    """``<state|O|state>`` per batch entry (shape ``(B,)``, real)."""
+    if isinstance(obs, PauliWord):
+        if not obs.paulis:
+            return backend.xp.real(backend.inner(state, state))
+        return backend.expval_pauli(state, obs.word)
+    if isinstance(obs, LinearCombination):
+        total = 0.0
+        for c, t in zip(obs.coeffs, obs.terms, strict=True):
+            if c != 0:
+                total = total + c * expectation(backend, state, t)
+        if isinstance(total, float):
+            return backend.xp.zeros(state.shape[0])
+        return total
+    if isinstance(obs, Hermitian):
+        return backend.matrix_element(state, state, obs.matrix, obs.wires).real
+    return backend.xp.real(backend.inner(state, apply_observable(backend, state, obs)))
+
+
+def observable_matrix(obs: Observable, wires: Sequence[int]) -> np.ndarray:
+    """Dense matrix of ``obs`` on ``wires`` (tests and small checks only)."""
+    k = len(wires)
+    eye = np.eye(2**k, dtype=complex)
+    cols = []
+    from .backends import get_backend
+
+    be = get_backend("numpy")
+    relabel = {w: i for i, w in enumerate(wires)}
+    mapped = relabel_observable(obs, relabel)
+    for j in range(2**k):
+        cols.append(apply_observable(be, eye[j][None, :].copy(), mapped)[0])
+    return np.array(cols).T
+
+
+def relabel_observable(obs: Observable, mapping: dict[int, int]) -> Observable:
+    """The same observable on relabelled wires."""
+    if isinstance(obs, PauliWord):
+        return PauliWord({mapping[w]: p for w, p in obs.paulis})
+    if isinstance(obs, Hermitian):
+        return Hermitian(obs.matrix, [mapping[w] for w in obs.wires])
+    if isinstance(obs, Product):
+        return Product(tuple(relabel_observable(f, mapping) for f in obs.factors))
+    if isinstance(obs, SparseHermitian):
+        return SparseHermitian(obs.matrix, [mapping[w] for w in obs.wires])
+    if isinstance(obs, LinearCombination):
+        return LinearCombination(obs.coeffs, tuple(relabel_observable(t, mapping) for t in obs.terms))
+    raise UnsupportedOperationError(f"unsupported observable {type(obs).__name__}")

@@ -1,0 +1,148 @@
+"""Run circuits on a backend: initial state, then each operation through one dispatch on gate kind.
+
+``apply_operation`` is the only place that maps gate data onto backend primitives; the simulator and
+both gradient methods call it, for every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .backends import get_backend
+from .circuit import Circuit, Operation, check_theta
+from .errors import ParameterError, StateError
+from .gates import GATES
+
+DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """complex128 (default) or complex64."""
+    dt = np.dtype(dtype if dtype is not None else np.complex128)
+    if dt not in (np.dtype(np.complex128), np.dtype(np.complex64)):
+        raise ParameterError(f"dtype must be complex128 or complex64, got {dt}")
+    return dt
+
+
+def batch_size(circuit: Circuit, theta_batch: int | None) -> int | None:
+    """Batch size implied by the parameters, batched gate data and a batched initial state."""
+    sizes = set()
+    if theta_batch is not None:
+        sizes.add(theta_batch)
+    prep = circuit.state_prep
+    if prep is not None and prep.amplitudes is not None and prep.amplitudes.ndim == 2:
+        sizes.add(prep.amplitudes.shape[0])
+    for op in circuit.operations:
+        if op.gate.hyper in ("matrix", "diagonal") and np.ndim(op.hyper) == (3 if op.gate.hyper == "matrix" else 2):
+            sizes.add(np.shape(op.hyper)[0])
+        for p in op.params:
+            if np.ndim(p) == 1 and not hasattr(p, "index"):
+                sizes.add(np.shape(p)[0])
+    sizes.discard(1) if len(sizes) > 1 else None
+    if len(sizes) > 1:
+        raise ParameterError(f"inconsistent batch sizes in the circuit: {sorted(sizes)}")
+    return sizes.pop() if sizes else None
+
+
+def initial_state(backend: Any, circuit: Circuit, batch: int, dtype: Any) -> Any:
+    """The circuit's starting state, shape ``(batch, 2**n)``: |0...0> or its state preparation."""
+    n = circuit.num_wires
+    prep = circuit.state_prep
+    if prep is None:
+        return backend.zero_state(n, batch, dtype)
+    if prep.bits is not None:
+        state = backend.zero_state(n, batch, dtype)
+        index = 0
+        for w, b in zip(prep.wires, prep.bits, strict=True):
+            index |= b << (n - 1 - w)
+        state[:, 0] = 0
+        state[:, index] = 1
+        return state
+    backend.check_memory(n, batch, dtype)
+    amp = np.asarray(prep.amplitudes, dtype=dtype)
+    amp = np.broadcast_to(amp, (batch, amp.shape[-1])) if amp.ndim == 2 or batch > 1 else amp[None, :]
+    k = len(prep.wires)
+    if amp.shape[-1] != 2**k:
+        raise StateError("state preparation has the wrong length")
+    # |amp> on prep wires, |0> on the rest, then transpose wires into place
+    rest = [w for w in range(n) if w not in prep.wires]
+    full = np.zeros((batch, 2**k, 2 ** len(rest)), dtype=dtype)
+    full[:, :, 0] = amp
+    order = list(prep.wires) + rest
+    tensor = full.reshape((batch,) + (2,) * n)
+    tensor = np.transpose(tensor, [0] + [1 + order.index(w) for w in range(n)])
+    return backend.asarray(np.ascontiguousarray(tensor).reshape(batch, 2**n))
+
+
+def apply_operation(backend: Any, state: Any, op: Operation, theta: Any, inverse: bool = False) -> Any:
+    """Apply ``op`` (or its inverse when ``inverse``) to ``state`` in place; returns the state."""
+    gate = op.gate
+    inv = op.inverse != inverse
+    params = op.param_values(theta)
+    ctrl, cvals = op.controls, op.control_values
+    kind = gate.kind
+    k = len(op.wires)
+    if kind == "identity":
+        return state
+    if kind == "permutation":
+        perm = gate.permutation
+        if inv:
+            perm = tuple(int(i) for i in np.argsort(perm))
+        return backend.apply_permutation(state, perm, op.wires, ctrl, cvals)
+    if kind == "diagonal":
+        diag = gate.diagonal(params, op.hyper, k)
+        return backend.apply_diagonal(state, np.conj(diag) if inv else diag, op.wires, ctrl, cvals)
+    if kind == "pauli_rotation":
+        word = {w: p for w, p in zip(op.wires, op.hyper, strict=True) if p != "I"}
+        theta_val = -params[0] if inv else params[0]
+        if not word:  # exp(-i t/2 I): a global phase
+            diag = np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
+            return backend.apply_diagonal(state, diag, op.wires, ctrl, cvals)
+        return backend.apply_pauli_rotation(state, theta_val, word, ctrl, cvals)
+    m = gate.matrix(params, op.hyper, k)
+    if inv:
+        m = np.conj(np.swapaxes(m, -1, -2))
+    return backend.apply_matrix(state, m, op.wires, ctrl, cvals)
+
+
+def final_state(
+    circuit: Circuit, theta: Any = None, *, backend: Any = "numpy", dtype: Any = None
+) -> tuple[Any, bool]:
+    """Simulate ``circuit`` at parameters ``theta``; returns ``(state (B, 2**n), batched)``.
+
+    All validation happens before the state is allocated.
+    """
+    be = get_backend(backend, circuit.num_wires)
+    dt = resolve_dtype(dtype)
+    theta_arr, tb = check_theta(circuit, theta)
+    batch = batch_size(circuit, tb)
+    state = initial_state(be, circuit, batch or 1, dt)
+    for op in circuit.operations:
+        apply_operation(be, state, op, theta_arr)
+    return state, batch is not None
+
+
+def factor_operations(op: Operation) -> list[tuple[Operation, int | None]]:
+    """Split ``op`` into one-parameter factors, in application order, for differentiation.
+
+    Returns ``[(factor_op, gate_param_position or None), ...]``; a one-parameter gate is its own
+    single factor. Multi-parameter gates (Rot, U2, U3, CRot) use their declared factorisation, each
+    factor inheriting the op's controls; an inverted op has its factors reversed and inverted.
+    """
+    gate = op.gate
+    if not gate.factors:
+        return [(op, 0 if gate.num_params == 1 else None)]
+    out = []
+    for f in gate.factors:
+        fgate = GATES[f.gate]
+        if isinstance(f.param, int):
+            param, pos = op.params[f.param], f.param
+        else:
+            param, pos = float(f.param), None
+        wires = tuple(op.wires[t] for t in f.targets)
+        out.append((Operation(fgate, wires, (param,), op.controls, op.control_values, False, None, f.gate), pos))
+    if op.inverse:
+        out = [(fop.adjoint(), pos) for fop, pos in reversed(out)]
+    return out
