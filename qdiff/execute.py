@@ -9,7 +9,18 @@ import numpy as np
 
 from .backends import get_backend
 from .circuit import Circuit
-from .measure import Counts, Expval, Measurement, Probs, Sample, State, Var, check_measurement, check_shots, measure
+from .measure import (
+    Counts,
+    Expval,
+    Measurement,
+    Probs,
+    Sample,
+    State,
+    Var,
+    check_measurement,
+    check_shots,
+    measure,
+)
 from .observables import Observable
 from .simulate import final_state
 

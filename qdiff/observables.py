@@ -256,12 +256,42 @@ def apply_observable(backend: Any, state: Any, obs: Observable) -> Any:
     if isinstance(obs, SparseHermitian):
         return _apply_sparse(backend, state, obs)
     if isinstance(obs, LinearCombination):
-        out = backend.xp.zeros_like(state)
-        for c, t in zip(obs.coeffs, obs.terms, strict=True):
-            if c != 0:
-                out += c * apply_observable(backend, state, t)
+        diag, rest = split_diagonal_terms(backend, state, obs)
+        out = diag * state if diag is not None else backend.xp.zeros_like(state)
+        for c, t in rest:
+            out += c * apply_observable(backend, state, t)
         return out
     raise UnsupportedOperationError(f"unsupported observable {type(obs).__name__}")
+
+
+def z_diagonal(xp: Any, num_wires: int, terms: list[tuple[float, PauliWord]]) -> Any:
+    """Real diagonal ``sum_k c_k Z...Z`` over all basis states, shape ``(2**n,)``, built by broadcasting."""
+    shape = (2,) * num_wires
+    diag = xp.zeros(shape, dtype=float)
+    for c, t in terms:
+        part = xp.full((1,) * num_wires, c, dtype=float)
+        for w in t.wires:
+            s = [1] * num_wires
+            s[w] = 2
+            part = part * xp.asarray([1.0, -1.0]).reshape(s)
+        diag += part
+    return diag.reshape(-1)
+
+
+def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tuple[Any, list]:
+    """Fold the Z-only Pauli terms of a sum into one diagonal (None if there are none); return the rest."""
+    zterms, rest = [], []
+    for c, t in zip(obs.coeffs, obs.terms, strict=True):
+        if c == 0:
+            continue
+        if _is_diagonal_pauli(t):
+            zterms.append((c, t))
+        else:
+            rest.append((c, t))
+    if len(zterms) < 2:
+        return None, rest + zterms
+    n = int(state.shape[-1]).bit_length() - 1
+    return z_diagonal(backend.xp, n, zterms), rest
 
 
 def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:
@@ -294,12 +324,12 @@ def expectation(backend: Any, state: Any, obs: Observable) -> Any:
             return backend.xp.real(backend.inner(state, state))
         return backend.expval_pauli(state, obs.word)
     if isinstance(obs, LinearCombination):
-        total = 0.0
-        for c, t in zip(obs.coeffs, obs.terms, strict=True):
-            if c != 0:
-                total = total + c * expectation(backend, state, t)
-        if isinstance(total, float):
-            return backend.xp.zeros(state.shape[0])
+        diag, rest = split_diagonal_terms(backend, state, obs)
+        total = backend.xp.zeros(state.shape[0])
+        if diag is not None:
+            total = total + (state.real**2 + state.imag**2) @ diag
+        for c, t in rest:
+            total = total + c * expectation(backend, state, t)
         return total
     if isinstance(obs, Hermitian):
         return backend.matrix_element(state, state, obs.matrix, obs.wires).real

@@ -235,10 +235,12 @@ class NumpyBackend:
         r = np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
         return np.einsum("ij,bij->b", m, r) if m.ndim == 2 else np.einsum("bij,bij->b", m, r)
 
-    def reduced_outer(self, bra: np.ndarray, ket: np.ndarray, targets: tuple) -> np.ndarray:
-        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the target wires."""
-        bpsi, axes = self._sub(bra, targets, (), ())
-        kpsi, _ = self._sub(ket, targets, (), ())
+    def reduced_outer(
+        self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace."""
+        bpsi, axes = self._sub(bra, targets, controls, cvals)
+        kpsi, _ = self._sub(ket, targets, controls, cvals)
         k = len(targets)
         bflat = np.moveaxis(bpsi, axes, list(range(bpsi.ndim - k, bpsi.ndim))).reshape(bra.shape[0], -1, 2**k)
         kflat = np.moveaxis(kpsi, axes, list(range(kpsi.ndim - k, kpsi.ndim))).reshape(ket.shape[0], -1, 2**k)

@@ -1,0 +1,169 @@
+"""Adjoint differentiation (Jones & Gacon, arXiv:2009.02823): one forward pass, one backward sweep.
+
+Every differentiable output is reduced to a cotangent bra ``|lambda>`` with
+``d(output . cotangent)/dtheta = 2 Re <lambda| dpsi/dtheta>``. The sweep walks the circuit backwards
+with ``bra = lambda`` and ``ket = psi``, un-applying each operation from both; a one-parameter factor
+``U = exp(i t H)`` contributes ``-2 Im <bra|H|ket>`` (ket taken after the factor). Multi-parameter
+gates are walked factor by factor (Rot = RZ RY RZ, ...), so each generator acts in its own frame, and
+controls restrict generators to the controlled subspace. Memory: the bra, the ket and the kept final
+state (only while more Jacobian rows remain), whatever the depth or parameter count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backends import get_backend
+from ..circuit import Circuit, ParamRef, check_theta
+from ..errors import DifferentiationError
+from ..gates import Generator
+from ..measure import Measurement
+from ..simulate import apply_operation, batch_size, factor_operations, final_state, resolve_dtype
+from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape
+
+SHOTS_MESSAGE = (
+    "the adjoint method computes exact (analytic) gradients and cannot use finite shots; "
+    "use method='parameter-shift' (or diff_method='parameter-shift') for shot-based gradients"
+)
+
+
+def generator_element(backend: Any, bra: Any, ket: Any, gen: Generator, wires: tuple, controls: tuple,
+                      cvals: tuple) -> Any:
+    """``<bra| (P_controls x H) |ket>`` for a gate generator, per batch entry."""
+    if gen.pauli is not None and len(wires) > 2 and not controls:
+        word = {w: p for w, p in zip(wires, gen.pauli, strict=True) if p != "I"}
+        if not word:
+            return gen.coeff * backend.inner(bra, ket)
+        return gen.coeff * backend.inner(bra, backend.apply_pauli(ket, word))
+    return backend.matrix_element(bra, ket, gen.dense(), wires, controls, cvals)
+
+
+def backward_sweep(
+    backend: Any,
+    circuit: Circuit,
+    theta: np.ndarray,
+    bra: Any,
+    ket: Any,
+    matrix_ops: tuple[int, ...] = (),
+) -> tuple[Any, dict[int, Any]]:
+    """Walk ``circuit`` backwards from ``bra``/``ket`` (both destroyed); return ``(dtheta (R, P), dU)``.
+
+    ``dU[i]`` is the gradient w.r.t. the matrix of QubitUnitary op ``i`` (for ``i`` in ``matrix_ops``)
+    in PyTorch's convention ``dL/dRe U + i dL/dIm U``.
+    """
+    xp = backend.xp
+    grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
+    mgrads: dict[int, Any] = {}
+    for index in range(len(circuit.operations) - 1, -1, -1):
+        op = circuit.operations[index]
+        if op.trainable_refs:
+            for fop, pos in reversed(factor_operations(op)):
+                ref = op.params[pos] if pos is not None else None
+                if isinstance(ref, ParamRef):
+                    gen = fop.gate.generator(fop.hyper, len(fop.wires))
+                    if fop.inverse:
+                        gen = gen.negated()
+                    val = generator_element(backend, bra, ket, gen, fop.wires, fop.controls, fop.control_values)
+                    grad[:, ref.index] += (-2.0 * ref.coeff) * xp.imag(val)
+                apply_operation(backend, ket, fop, theta, inverse=True)
+                apply_operation(backend, bra, fop, theta, inverse=True)
+            continue
+        apply_operation(backend, ket, op, theta, inverse=True)
+        if index in matrix_ops:
+            r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
+            g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
+            mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
+        apply_operation(backend, bra, op, theta, inverse=True)
+    return grad, mgrads
+
+
+def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any) -> tuple:
+    if shots is not None:
+        raise DifferentiationError(SHOTS_MESSAGE)
+    be = get_backend(backend, circuit.num_wires)
+    dt = resolve_dtype(dtype)
+    theta, _ = check_theta(circuit, params)
+    state, batched = final_state(circuit, theta, backend=be, dtype=dt)
+    return be, dt, theta, state, batched
+
+
+def adjoint_jacobian(
+    circuit: Circuit, measurements: list[Measurement], params: Any, *, backend: Any = "numpy",
+    dtype: Any = None, shots: Any = None,
+) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """Values and Jacobians of ``measurements``: each Jacobian ``(B,) + output_shape + (P,)``.
+
+    One backward sweep per output component (expval/var: one; probs: one per outcome). Components
+    are stacked along the batch axis, several per sweep when they fit in ``ROW_BATCH_BYTES``.
+    """
+    be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
+    from ..measure import measure
+
+    values = [be.to_numpy(v) for v in measure(be, state, measurements)]
+    b, n_amp = state.shape
+    p = circuit.num_params
+    rows: list[tuple[int, int]] = []
+    for mi, m in enumerate(measurements):
+        size = int(np.prod(output_shape(m, circuit.num_wires)))
+        rows += [(mi, c) for c in range(size)]
+    jacs = [np.zeros((b, int(np.prod(output_shape(m, circuit.num_wires))), p)) for m in measurements]
+    fixed_batch = batch_size(circuit, None) is not None
+    per_row = 2 * b * n_amp * np.dtype(dt).itemsize
+    chunk = 1 if fixed_batch else max(1, int(ROW_BATCH_BYTES // per_row))
+    theta_rows = theta if theta.ndim == 2 else np.broadcast_to(theta, (b, p))
+    for start in range(0, len(rows), chunk):
+        block = rows[start : start + chunk]
+        bras = []
+        for mi, c in block:
+            cot = np.zeros((b, jacs[mi].shape[1]))
+            cot[:, c] = 1.0
+            bras.append(cotangent_bra(be, state, measurements[mi], be.asarray(cot)))
+        last = start + chunk >= len(rows)
+        if len(block) == 1:
+            bra = bras[0]
+            ket = state if last else state.copy()
+            th = theta
+        else:
+            bra = be.xp.concatenate(bras, axis=0)
+            ket = be.xp.concatenate([state] * len(block), axis=0)
+            th = np.concatenate([theta_rows] * len(block), axis=0)
+        del bras
+        g, _ = backward_sweep(be, circuit, th, bra, ket)
+        g = be.to_numpy(g).reshape(len(block), b, p)
+        for k, (mi, c) in enumerate(block):
+            jacs[mi][:, c, :] = g[k]
+        del bra, ket
+    out = []
+    for m, j in zip(measurements, jacs, strict=True):
+        out.append(j.reshape((b,) + output_shape(m, circuit.num_wires) + (p,)))
+    return values, out, batched
+
+
+def adjoint_vjp(
+    circuit: Circuit, measurements: list[Measurement], params: Any, cotangents: list[Any], *,
+    backend: Any = "numpy", dtype: Any = None, shots: Any = None, matrix_ops: tuple[int, ...] = (),
+) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray], bool]:
+    """Values, ``sum_m cot_m . d m / dtheta`` ``(B, P)`` and QubitUnitary matrix gradients: one sweep."""
+    be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
+    from ..measure import measure
+
+    values = [be.to_numpy(v) for v in measure(be, state, measurements)]
+    b = state.shape[0]
+    bra = None
+    for m, cot in zip(measurements, cotangents, strict=True):
+        shape = (b,) + output_shape(m, circuit.num_wires)
+        if np.iscomplexobj(cot):
+            raise DifferentiationError("cotangents of real-valued outputs must be real")
+        c = np.asarray(cot, dtype=float)
+        if c.size != int(np.prod(shape)):
+            raise DifferentiationError(f"cotangent of shape {c.shape} does not match the output shape {shape}")
+        c = c.reshape(shape)
+        term = cotangent_bra(be, state, m, be.asarray(c))
+        bra = term if bra is None else bra + term
+    g, mg = backward_sweep(be, circuit, theta, bra, state, matrix_ops)
+    return values, be.to_numpy(g), {k: be.to_numpy(v) for k, v in mg.items()}, batched
+
+
+__all__ = ["adjoint_jacobian", "adjoint_vjp", "backward_sweep", "generator_element", "SHOTS_MESSAGE"]

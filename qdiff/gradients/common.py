@@ -1,0 +1,123 @@
+"""Shared pieces of the gradient methods: output shapes, cotangent bras, batched evaluation, checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backends import get_backend
+from ..circuit import Circuit
+from ..errors import DifferentiationError, ParameterError
+from ..measure import DIFFERENTIABLE, Expval, Measurement, Probs, Var, check_measurement, check_shots, measure
+from ..observables import apply_observable, expectation
+from ..simulate import final_state
+
+ROW_BATCH_BYTES = 256 * 2**20
+"""Memory budget for stacking several bras/shifted circuits into one batched sweep."""
+
+
+def as_list(measurements: Measurement | Sequence[Measurement]) -> tuple[list[Measurement], bool]:
+    """(list of measurements, whether a single one was given)."""
+    if isinstance(measurements, (list, tuple)):
+        return list(measurements), False
+    return [measurements], True
+
+
+def check_differentiable(circuit: Circuit, measurements: list[Measurement], shots: Any) -> int | None:
+    """Validate measurements and refuse non-differentiable ones with a clear error."""
+    shots = check_shots(shots)
+    for m in measurements:
+        check_measurement(m, circuit.num_wires, shots)
+        if not isinstance(m, DIFFERENTIABLE):
+            raise DifferentiationError(
+                f"{type(m).__name__} is not differentiable; differentiate expval, var or probs instead"
+            )
+    return shots
+
+
+def output_shape(m: Measurement, num_wires: int) -> tuple[int, ...]:
+    """Shape of one (unbatched) measurement result."""
+    if isinstance(m, Probs):
+        k = num_wires if m.wires is None else len(m.wires)
+        return (2**k,)
+    return ()
+
+
+def select_params(num_params: int, argnum: Sequence[int] | int | None) -> np.ndarray:
+    """Indices of the parameters to differentiate (all by default); error for ones that do not exist."""
+    if argnum is None:
+        return np.arange(num_params)
+    idx = np.atleast_1d(np.asarray(argnum))
+    if idx.dtype.kind not in "iu":
+        raise ParameterError(f"argnum must be integer parameter indices, got {argnum!r}")
+    bad = [int(i) for i in idx if not 0 <= i < num_params]
+    if bad:
+        raise DifferentiationError(
+            f"parameter(s) {bad} do not exist: the circuit has {num_params} trainable parameter(s)"
+        )
+    return idx.astype(int)
+
+
+def cotangent_bra(backend: Any, state: Any, m: Measurement, cot: Any) -> Any:
+    """``|lambda>`` with ``d(sum cot * m)/dtheta = 2 Re <lambda| dpsi/dtheta>`` for one measurement.
+
+    ``state`` is ``(B, N)``; ``cot`` is ``(B,) + output_shape``. expval: ``c O|psi>``; var:
+    ``c (O^2 - 2<O>O)|psi>``; probs: ``psi`` times the cotangent of its basis state's outcome.
+    """
+    xp = backend.xp
+    cot = xp.asarray(cot)
+    if isinstance(m, Expval):
+        return cot.reshape(-1, 1) * apply_observable(backend, state, m.obs)
+    if isinstance(m, Var):
+        o_psi = apply_observable(backend, state, m.obs)
+        mean = xp.real(backend.inner(state, o_psi))
+        oo_psi = apply_observable(backend, o_psi, m.obs)
+        return cot.reshape(-1, 1) * (oo_psi - 2 * mean.reshape(-1, 1) * o_psi)
+    if isinstance(m, Probs):
+        n = int(state.shape[-1]).bit_length() - 1
+        wires = tuple(range(n)) if m.wires is None else m.wires
+        idx = xp.arange(state.shape[-1])
+        outcome = xp.zeros(state.shape[-1], dtype=xp.int64)
+        for w in wires:
+            outcome = (outcome << 1) | ((idx >> (n - 1 - w)) & 1)
+        weights = cot.reshape(state.shape[0], -1)[:, outcome]
+        return weights * state
+    raise DifferentiationError(f"{type(m).__name__} is not differentiable")
+
+
+def expectation_values(backend: Any, state: Any, measurements: list[Measurement]) -> list[Any]:
+    """Analytic values of differentiable measurements on a batched state (host arrays)."""
+    return [backend.to_numpy(v) for v in measure(backend, state, measurements)]
+
+
+def evaluate_rows(
+    circuit: Circuit,
+    measurements: list[Measurement],
+    rows: np.ndarray,
+    *,
+    shots: int | None,
+    seed: Any,
+    backend: Any,
+    dtype: Any,
+) -> list[np.ndarray]:
+    """Run ``circuit`` for every parameter row ``(S, P)`` in memory-bounded batches; stack results."""
+    be = get_backend(backend, circuit.num_wires)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    itemsize = np.dtype(dtype or np.complex128).itemsize
+    per_row = 2 * itemsize * 2**circuit.num_wires
+    chunk = max(1, int(ROW_BATCH_BYTES // per_row))
+    outs: list[list[np.ndarray]] = [[] for _ in measurements]
+    for start in range(0, rows.shape[0], chunk):
+        state, _ = final_state(circuit, rows[start : start + chunk], backend=be, dtype=dtype)
+        for i, r in enumerate(measure(be, state, measurements, shots=shots, rng=rng)):
+            outs[i].append(be.to_numpy(r))
+        del state
+    return [np.concatenate(o, axis=0) for o in outs]
+
+
+__all__ = [
+    "as_list", "check_differentiable", "output_shape", "select_params", "cotangent_bra",
+    "expectation_values", "evaluate_rows", "expectation",
+]
