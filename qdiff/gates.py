@@ -257,7 +257,10 @@ def _spec_list() -> list[GateSpec]:
             "RX", one, 1, "dense", matrix_fn=lambda t, **_: _pauli_exp(t, "X"),
             generator_fn=_pauli_gen(lambda h, k: "X", -0.5),
         ),
-        GateSpec("RY", one, 1, "dense", matrix_fn=lambda t, **_: _ry(t), generator_fn=_pauli_gen(lambda h, k: "Y", -0.5)),
+        GateSpec(
+            "RY", one, 1, "dense", matrix_fn=lambda t, **_: _ry(t),
+            generator_fn=_pauli_gen(lambda h, k: "Y", -0.5),
+        ),
         GateSpec(
             "RZ", one, 1, "diagonal",
             diagonal_fn=lambda t, **_: _diag([np.exp(-0.5j * _c(t)), np.exp(0.5j * _c(t))]),

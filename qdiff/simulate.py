@@ -6,6 +6,7 @@ both gradient methods call it, for every backend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,35 +77,60 @@ def initial_state(backend: Any, circuit: Circuit, batch: int, dtype: Any) -> Any
     return backend.asarray(np.ascontiguousarray(tensor).reshape(batch, 2**n))
 
 
-def apply_operation(backend: Any, state: Any, op: Operation, theta: Any, inverse: bool = False) -> Any:
-    """Apply ``op`` (or its inverse when ``inverse``) to ``state`` in place; returns the state."""
+@dataclass(frozen=True)
+class Kernel:
+    """An operation bound to parameter values: which primitive to call and with what data."""
+
+    kind: str  # "identity" | "permutation" | "diagonal" | "pauli_rotation" | "dense"
+    data: Any
+    wires: tuple[int, ...]
+    controls: tuple[int, ...]
+    control_values: tuple[int, ...]
+
+
+def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kernel:
+    """Bind ``op`` (or its inverse) to parameter values: compute its matrix, diagonal or permutation once."""
     gate = op.gate
     inv = op.inverse != inverse
     params = op.param_values(theta)
-    ctrl, cvals = op.controls, op.control_values
     kind = gate.kind
     k = len(op.wires)
-    if kind == "identity":
-        return state
+    data: Any = None
     if kind == "permutation":
-        perm = gate.permutation
-        if inv:
-            perm = tuple(int(i) for i in np.argsort(perm))
-        return backend.apply_permutation(state, perm, op.wires, ctrl, cvals)
-    if kind == "diagonal":
+        data = tuple(int(i) for i in np.argsort(gate.permutation)) if inv else gate.permutation
+    elif kind == "diagonal":
         diag = gate.diagonal(params, op.hyper, k)
-        return backend.apply_diagonal(state, np.conj(diag) if inv else diag, op.wires, ctrl, cvals)
-    if kind == "pauli_rotation":
+        data = np.conj(diag) if inv else diag
+    elif kind == "pauli_rotation":
         word = {w: p for w, p in zip(op.wires, op.hyper, strict=True) if p != "I"}
         theta_val = -params[0] if inv else params[0]
         if not word:  # exp(-i t/2 I): a global phase
-            diag = np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
-            return backend.apply_diagonal(state, diag, op.wires, ctrl, cvals)
-        return backend.apply_pauli_rotation(state, theta_val, word, ctrl, cvals)
-    m = gate.matrix(params, op.hyper, k)
-    if inv:
-        m = np.conj(np.swapaxes(m, -1, -2))
-    return backend.apply_matrix(state, m, op.wires, ctrl, cvals)
+            kind, data = "diagonal", np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
+        else:
+            data = (theta_val, word)
+    elif kind == "dense":
+        m = gate.matrix(params, op.hyper, k)
+        data = np.conj(np.swapaxes(m, -1, -2)) if inv else m
+    return Kernel(kind, data, op.wires, op.controls, op.control_values)
+
+
+def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
+    """Apply a compiled operation to ``state`` in place through the matching backend primitive."""
+    kind, w, c, v = kern.kind, kern.wires, kern.controls, kern.control_values
+    if kind == "dense":
+        return backend.apply_matrix(state, kern.data, w, c, v)
+    if kind == "diagonal":
+        return backend.apply_diagonal(state, kern.data, w, c, v)
+    if kind == "permutation":
+        return backend.apply_permutation(state, kern.data, w, c, v)
+    if kind == "pauli_rotation":
+        return backend.apply_pauli_rotation(state, kern.data[0], kern.data[1], c, v)
+    return state
+
+
+def apply_operation(backend: Any, state: Any, op: Operation, theta: Any, inverse: bool = False) -> Any:
+    """Apply ``op`` (or its inverse when ``inverse``) to ``state`` in place; returns the state."""
+    return apply_kernel(backend, state, compile_operation(op, theta, inverse))
 
 
 def final_state(

@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 
 from ..backends import get_backend
-from ..circuit import Circuit, ParamRef, check_theta
+from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
-from ..gates import Generator
+from ..gates import GATES, Generator
 from ..measure import Measurement
-from ..simulate import apply_operation, batch_size, factor_operations, final_state, resolve_dtype
+from ..simulate import (
+    apply_kernel,
+    batch_size,
+    compile_operation,
+    factor_operations,
+    final_state,
+    resolve_dtype,
+)
 from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape
 
 SHOTS_MESSAGE = (
@@ -40,6 +47,51 @@ def generator_element(backend: Any, bra: Any, ket: Any, gen: Generator, wires: t
     return backend.matrix_element(bra, ket, gen.dense(), wires, controls, cvals)
 
 
+DENSE_DERIVATIVE_MAX_WIRES = 4
+"""Gates on at most this many targets are differentiated from one reduced outer product per gate."""
+
+
+def operation_derivatives(op: Operation, theta: np.ndarray) -> list[tuple[ParamRef, np.ndarray]] | None:
+    """``[(ref, dU/d(gate param))]`` as small dense matrices for the trainable params of ``op``.
+
+    Uses the generator (``dU = i H U``) or the factorisation ``U = F_L ... F_1`` (sum over the
+    factors carrying the parameter). None when the gate is too wide for dense derivatives.
+    """
+    gate, k = op.gate, len(op.wires)
+    if k > DENSE_DERIVATIVE_MAX_WIRES:
+        return None
+    params = op.param_values(theta)
+    out = []
+    if gate.factors:
+        if any(len(f.targets) != k for f in gate.factors):
+            return None
+        mats = []
+        for f in gate.factors:
+            value = params[f.param] if isinstance(f.param, int) else np.asarray(f.param)
+            mats.append(GATES[f.gate].matrix((value,), None, k))
+        for pos, ref in op.trainable_refs:
+            d_u: Any = 0.0
+            for fi, f in enumerate(gate.factors):
+                if f.param != pos:
+                    continue
+                h = GATES[f.gate].generator(None, k).dense()
+                term = 1j * (h @ mats[fi])
+                for before in reversed(mats[:fi]):
+                    term = term @ before
+                for after in mats[fi + 1 :]:
+                    term = after @ term
+                d_u = d_u + term
+            out.append((ref, d_u))
+    else:
+        u = gate.matrix(params, op.hyper, k)
+        h = gate.generator(op.hyper, k).dense()
+        (pos, ref), = op.trainable_refs
+        out.append((ref, 1j * (h @ u)))
+    if op.inverse:
+        out = [(ref, np.conj(np.swapaxes(d, -1, -2))) for ref, d in out]
+    return out
+
+
 def backward_sweep(
     backend: Any,
     circuit: Circuit,
@@ -50,6 +102,10 @@ def backward_sweep(
 ) -> tuple[Any, dict[int, Any]]:
     """Walk ``circuit`` backwards from ``bra``/``ket`` (both destroyed); return ``(dtheta (R, P), dU)``.
 
+    Per gate: un-apply it from the ket, form the reduced outer product ``R = tr_rest |ket><bra|`` on
+    its (controlled) targets, read every parameter derivative as ``2 Re sum(dU * R)``, un-apply it
+    from the bra: three passes over the state whatever the number of parameters. Wide gates
+    (PauliRot/MultiRZ on many wires) use their generator directly instead.
     ``dU[i]`` is the gradient w.r.t. the matrix of QubitUnitary op ``i`` (for ``i`` in ``matrix_ops``)
     in PyTorch's convention ``dL/dRe U + i dL/dIm U``.
     """
@@ -58,25 +114,39 @@ def backward_sweep(
     mgrads: dict[int, Any] = {}
     for index in range(len(circuit.operations) - 1, -1, -1):
         op = circuit.operations[index]
-        if op.trainable_refs:
-            for fop, pos in reversed(factor_operations(op)):
-                ref = op.params[pos] if pos is not None else None
-                if isinstance(ref, ParamRef):
-                    gen = fop.gate.generator(fop.hyper, len(fop.wires))
-                    if fop.inverse:
-                        gen = gen.negated()
-                    val = generator_element(backend, bra, ket, gen, fop.wires, fop.controls, fop.control_values)
-                    grad[:, ref.index] += (-2.0 * ref.coeff) * xp.imag(val)
-                apply_operation(backend, ket, fop, theta, inverse=True)
-                apply_operation(backend, bra, fop, theta, inverse=True)
+        derivs = operation_derivatives(op, theta) if op.trainable_refs else []
+        if derivs is None:
+            _sweep_factors(backend, op, theta, bra, ket, grad)
             continue
-        apply_operation(backend, ket, op, theta, inverse=True)
-        if index in matrix_ops:
+        kern = compile_operation(op, theta, inverse=True)
+        apply_kernel(backend, ket, kern)
+        if derivs or index in matrix_ops:
             r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
-            g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
-            mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
-        apply_operation(backend, bra, op, theta, inverse=True)
+            for ref, d_u in derivs:
+                d_u = xp.asarray(d_u)
+                contrib = xp.real(xp.einsum("...ij,bij->b", d_u, r)) if d_u.ndim == 2 else xp.real(
+                    xp.einsum("bij,bij->b", d_u, r))
+                grad[:, ref.index] += (2.0 * ref.coeff) * contrib
+            if index in matrix_ops:
+                g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
+                mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
+        apply_kernel(backend, bra, kern)
     return grad, mgrads
+
+
+def _sweep_factors(backend: Any, op: Operation, theta: np.ndarray, bra: Any, ket: Any, grad: Any) -> None:
+    """Differentiate a wide gate factor by factor through its generators (no dense matrices)."""
+    for fop, pos in reversed(factor_operations(op)):
+        ref = op.params[pos] if pos is not None else None
+        if isinstance(ref, ParamRef):
+            gen = fop.gate.generator(fop.hyper, len(fop.wires))
+            if fop.inverse:
+                gen = gen.negated()
+            val = generator_element(backend, bra, ket, gen, fop.wires, fop.controls, fop.control_values)
+            grad[:, ref.index] += (-2.0 * ref.coeff) * backend.xp.imag(val)
+        kern = compile_operation(fop, theta, inverse=True)
+        apply_kernel(backend, ket, kern)
+        apply_kernel(backend, bra, kern)
 
 
 def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any) -> tuple:

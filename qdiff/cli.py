@@ -1,0 +1,94 @@
+"""Command line: ``qdiff info`` (versions, backends, threads, precision) and ``qdiff demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cupy_info() -> dict[str, Any]:
+    from .backends import cupy_status
+
+    ok, why = cupy_status()
+    info: dict[str, Any] = {"usable": ok, "status": why}
+    if not ok:
+        return info
+    import cupy
+
+    dev = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
+    free, total = cupy.cuda.runtime.memGetInfo()
+    info.update(
+        cupy=cupy.__version__,
+        gpu=props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+        memory_total_gib=round(total / 2**30, 2),
+        memory_free_gib=round(free / 2**30, 2),
+        cuda_runtime=cupy.cuda.runtime.runtimeGetVersion(),
+        cuda_driver=cupy.cuda.runtime.driverGetVersion(),
+    )
+    return info
+
+
+def info() -> dict[str, Any]:
+    """Versions, usable backends, thread settings and default precision, as a dict."""
+    from . import __version__
+
+    try:
+        import numba
+
+        numba_threads = numba.get_num_threads()
+    except Exception:  # numba missing or failing: the numpy path still works
+        numba_threads = None
+    return {
+        "qdiff": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": _version("numpy"),
+        "scipy": _version("scipy"),
+        "numba": _version("numba"),
+        "pennylane": _version("pennylane"),
+        "pennylane_lightning": _version("pennylane_lightning"),
+        "backends": {"numpy": {"usable": True}, "cupy": _cupy_info()},
+        "threads": {
+            "cpu_count": os.cpu_count(),
+            "numba_threads": numba_threads,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS"),
+        },
+        "default_precision": "complex128 (complex64 on request: dtype='complex64')",
+    }
+
+
+def _print_info(d: dict[str, Any], indent: int = 0) -> None:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            print(" " * indent + f"{k}:")
+            _print_info(v, indent + 2)
+        else:
+            print(" " * indent + f"{k}: {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``qdiff`` command."""
+    parser = argparse.ArgumentParser(prog="qdiff", description="qdiff: differentiable statevector simulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, usable backends (numpy, cupy + GPU), threads, precision")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        _print_info(info())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
