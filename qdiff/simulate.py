@@ -1,12 +1,11 @@
 """Run circuits on a backend: initial state, then each operation through one dispatch on gate kind.
 
-``apply_operation`` is the only place that maps gate data onto backend primitives; the simulator and
-both gradient methods call it, for every backend.
+Operations are compiled to kernels (``qdiff.program``), the one place that maps gate data onto
+backend primitives; the simulator and both gradient methods use them, for every backend.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from .backends import get_backend
 from .circuit import Circuit, Operation, check_theta
 from .errors import ParameterError, StateError
 from .gates import GATES
+from .program import apply_kernel, compile_operation, program_of
 
 DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
 
@@ -77,57 +77,6 @@ def initial_state(backend: Any, circuit: Circuit, batch: int, dtype: Any) -> Any
     return backend.asarray(np.ascontiguousarray(tensor).reshape(batch, 2**n))
 
 
-@dataclass(frozen=True)
-class Kernel:
-    """An operation bound to parameter values: which primitive to call and with what data."""
-
-    kind: str  # "identity" | "permutation" | "diagonal" | "pauli_rotation" | "dense"
-    data: Any
-    wires: tuple[int, ...]
-    controls: tuple[int, ...]
-    control_values: tuple[int, ...]
-
-
-def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kernel:
-    """Bind ``op`` (or its inverse) to parameter values: compute its matrix, diagonal or permutation once."""
-    gate = op.gate
-    inv = op.inverse != inverse
-    params = op.param_values(theta)
-    kind = gate.kind
-    k = len(op.wires)
-    data: Any = None
-    if kind == "permutation":
-        data = tuple(int(i) for i in np.argsort(gate.permutation)) if inv else gate.permutation
-    elif kind == "diagonal":
-        diag = gate.diagonal(params, op.hyper, k)
-        data = np.conj(diag) if inv else diag
-    elif kind == "pauli_rotation":
-        word = {w: p for w, p in zip(op.wires, op.hyper, strict=True) if p != "I"}
-        theta_val = -params[0] if inv else params[0]
-        if not word:  # exp(-i t/2 I): a global phase
-            kind, data = "diagonal", np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
-        else:
-            data = (theta_val, word)
-    elif kind == "dense":
-        m = gate.matrix(params, op.hyper, k)
-        data = np.conj(np.swapaxes(m, -1, -2)) if inv else m
-    return Kernel(kind, data, op.wires, op.controls, op.control_values)
-
-
-def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
-    """Apply a compiled operation to ``state`` in place through the matching backend primitive."""
-    kind, w, c, v = kern.kind, kern.wires, kern.controls, kern.control_values
-    if kind == "dense":
-        return backend.apply_matrix(state, kern.data, w, c, v)
-    if kind == "diagonal":
-        return backend.apply_diagonal(state, kern.data, w, c, v)
-    if kind == "permutation":
-        return backend.apply_permutation(state, kern.data, w, c, v)
-    if kind == "pauli_rotation":
-        return backend.apply_pauli_rotation(state, kern.data[0], kern.data[1], c, v)
-    return state
-
-
 def apply_operation(backend: Any, state: Any, op: Operation, theta: Any, inverse: bool = False) -> Any:
     """Apply ``op`` (or its inverse when ``inverse``) to ``state`` in place; returns the state."""
     return apply_kernel(backend, state, compile_operation(op, theta, inverse))
@@ -144,9 +93,10 @@ def final_state(
     dt = resolve_dtype(dtype)
     theta_arr, tb = check_theta(circuit, theta)
     batch = batch_size(circuit, tb)
+    kernels = program_of(circuit).kernels(theta_arr)
     state = initial_state(be, circuit, batch or 1, dt)
-    for op in circuit.operations:
-        apply_operation(be, state, op, theta_arr)
+    for kern in kernels:
+        apply_kernel(be, state, kern)
     return state, batch is not None
 
 

@@ -18,16 +18,10 @@ import numpy as np
 from ..backends import get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
-from ..gates import GATES, Generator
+from ..gates import Generator
 from ..measure import Measurement
-from ..simulate import (
-    apply_kernel,
-    batch_size,
-    compile_operation,
-    factor_operations,
-    final_state,
-    resolve_dtype,
-)
+from ..program import apply_kernel, compile_operation, program_of
+from ..simulate import batch_size, factor_operations, final_state, resolve_dtype
 from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape
 
 SHOTS_MESSAGE = (
@@ -45,51 +39,6 @@ def generator_element(backend: Any, bra: Any, ket: Any, gen: Generator, wires: t
             return gen.coeff * backend.inner(bra, ket)
         return gen.coeff * backend.inner(bra, backend.apply_pauli(ket, word))
     return backend.matrix_element(bra, ket, gen.dense(), wires, controls, cvals)
-
-
-DENSE_DERIVATIVE_MAX_WIRES = 4
-"""Gates on at most this many targets are differentiated from one reduced outer product per gate."""
-
-
-def operation_derivatives(op: Operation, theta: np.ndarray) -> list[tuple[ParamRef, np.ndarray]] | None:
-    """``[(ref, dU/d(gate param))]`` as small dense matrices for the trainable params of ``op``.
-
-    Uses the generator (``dU = i H U``) or the factorisation ``U = F_L ... F_1`` (sum over the
-    factors carrying the parameter). None when the gate is too wide for dense derivatives.
-    """
-    gate, k = op.gate, len(op.wires)
-    if k > DENSE_DERIVATIVE_MAX_WIRES:
-        return None
-    params = op.param_values(theta)
-    out = []
-    if gate.factors:
-        if any(len(f.targets) != k for f in gate.factors):
-            return None
-        mats = []
-        for f in gate.factors:
-            value = params[f.param] if isinstance(f.param, int) else np.asarray(f.param)
-            mats.append(GATES[f.gate].matrix((value,), None, k))
-        for pos, ref in op.trainable_refs:
-            d_u: Any = 0.0
-            for fi, f in enumerate(gate.factors):
-                if f.param != pos:
-                    continue
-                h = GATES[f.gate].generator(None, k).dense()
-                term = 1j * (h @ mats[fi])
-                for before in reversed(mats[:fi]):
-                    term = term @ before
-                for after in mats[fi + 1 :]:
-                    term = after @ term
-                d_u = d_u + term
-            out.append((ref, d_u))
-    else:
-        u = gate.matrix(params, op.hyper, k)
-        h = gate.generator(op.hyper, k).dense()
-        (pos, ref), = op.trainable_refs
-        out.append((ref, 1j * (h @ u)))
-    if op.inverse:
-        out = [(ref, np.conj(np.swapaxes(d, -1, -2))) for ref, d in out]
-    return out
 
 
 def backward_sweep(
@@ -112,13 +61,16 @@ def backward_sweep(
     xp = backend.xp
     grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
     mgrads: dict[int, Any] = {}
+    program = program_of(circuit)
+    inverses = program.kernels(theta, inverse=True)
+    all_derivs = program.derivatives(theta)
     for index in range(len(circuit.operations) - 1, -1, -1):
         op = circuit.operations[index]
-        derivs = operation_derivatives(op, theta) if op.trainable_refs else []
+        derivs = all_derivs.get(index, [])
         if derivs is None:
             _sweep_factors(backend, op, theta, bra, ket, grad)
             continue
-        kern = compile_operation(op, theta, inverse=True)
+        kern = inverses[index]
         apply_kernel(backend, ket, kern)
         if derivs or index in matrix_ops:
             r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
