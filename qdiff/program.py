@@ -8,6 +8,7 @@ Programs are cached on the circuit and rebuilt when it changes.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,52 @@ def _stack(values: list[np.ndarray]) -> np.ndarray:
     return np.stack(np.broadcast_arrays(*values), axis=0)
 
 
+class ParamTable:
+    """Where the parameters of a group of operations come from: ``coeff * theta[index] + offset``.
+
+    Constants have ``coeff = 0`` and index -1 (a padding zero), so binding a whole group is one
+    fancy-indexing expression instead of a Python loop over its operations.
+    """
+
+    def __init__(self, ops: list[Operation], num_params: int):
+        shape = (len(ops), num_params)
+        self.index = np.full(shape, -1, dtype=np.int64)
+        self.coeff = np.zeros(shape)
+        self.offset = np.zeros(shape)
+        for g, op in enumerate(ops):
+            for j, p in enumerate(op.params):
+                if isinstance(p, ParamRef):
+                    self.index[g, j], self.coeff[g, j], self.offset[g, j] = p.index, p.coeff, p.offset
+                else:
+                    self.offset[g, j] = float(p)
+
+    def values(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per gate-parameter position, the values ``(G,)`` or ``(G, B)`` for parameters ``theta``."""
+        padded = np.concatenate([theta, np.zeros(theta.shape[:-1] + (1,))], axis=-1)
+        v = self.coeff * padded[..., self.index] + self.offset  # (G, P) or (B, G, P)
+        if v.ndim == 3:
+            return tuple(v[..., j].T for j in range(v.shape[-1]))
+        return tuple(v[:, j] for j in range(v.shape[-1]))
+
+
+class Group:
+    """Operations of one gate type (and width, adjoint flag) bound together."""
+
+    def __init__(self, gate: Any, k: int, inverse: bool, idx: list[int], ops: list[Operation], num_params: int):
+        self.gate, self.k, self.inverse, self.idx, self.ops = gate, k, inverse, idx, ops
+        self.table = ParamTable(ops, gate.num_params)
+
+    def data(self, theta: np.ndarray, inverse: bool) -> np.ndarray:
+        """Stacked diagonals ``(G, [B,] d)`` or matrices ``(G, [B,] d, d)`` of the group."""
+        params = self.table.values(theta)
+        inv = self.inverse != inverse
+        if self.gate.kind == "diagonal":
+            d = self.gate.diagonal(params, None, self.k)
+            return np.conj(d) if inv else d
+        m = self.gate.matrix(params, None, self.k)
+        return np.conj(np.swapaxes(m, -1, -2)) if inv else m
+
+
 class Program:
     """Operations grouped by gate type for vectorised binding."""
 
@@ -87,32 +134,34 @@ class Program:
         groups: dict[tuple, list[int]] = defaultdict(list)
         self.singles: list[int] = []
         for i, op in enumerate(self.operations):
-            if op.gate.kind in ("dense", "diagonal") and op.gate.hyper is None and op.gate.num_params > 0:
+            scalar = all(isinstance(p, (ParamRef, float, int)) for p in op.params)
+            if op.gate.kind in ("dense", "diagonal") and op.gate.hyper is None and op.gate.num_params > 0 and scalar:
                 groups[(op.gate.name, len(op.wires), op.inverse)].append(i)
             else:
                 self.singles.append(i)
-        self.groups = [(GATES[name], k, inv, idx) for (name, k, inv), idx in groups.items()]
+        self.groups = [
+            Group(GATES[name], k, inv, idx, [self.operations[i] for i in idx], circuit.num_params)
+            for (name, k, inv), idx in groups.items()
+        ]
         self.trainable = [i for i, op in enumerate(self.operations) if op.trainable_refs]
+        # gates without parameters (CNOT, H, fixed unitaries) compile once, for both directions
+        fixed = [i for i in self.singles if not self.operations[i].params]
+        self._constant_kernels = {
+            inv: {i: compile_operation(self.operations[i], None, inv) for i in fixed} for inv in (False, True)
+        }
 
     # -- forward data -----------------------------------------------------------------------------
     def kernels(self, theta: np.ndarray, inverse: bool = False) -> list[Kernel]:
         """One compiled kernel per operation (its inverse when ``inverse``), groups evaluated at once."""
         out: list[Kernel | None] = [None] * len(self.operations)
+        constant = self._constant_kernels[inverse]
         for i in self.singles:
-            out[i] = compile_operation(self.operations[i], theta, inverse)
-        for gate, k, op_inv, idx in self.groups:
-            ops = [self.operations[i] for i in idx]
-            params = [_stack([op.param_values(theta)[j] for op in ops]) for j in range(gate.num_params)]
-            inv = op_inv != inverse
-            if gate.kind == "diagonal":
-                data = gate.diagonal(tuple(params), None, k)
-                data = np.conj(data) if inv else data
-            else:
-                data = gate.matrix(tuple(params), None, k)
-                data = np.conj(np.swapaxes(data, -1, -2)) if inv else data
-            for g, i in enumerate(idx):
-                op = ops[g]
-                out[i] = Kernel(gate.kind, data[g], op.wires, op.controls, op.control_values)
+            out[i] = constant.get(i) or compile_operation(self.operations[i], theta, inverse)
+        for group in self.groups:
+            data = group.data(theta, inverse)
+            for g, i in enumerate(group.idx):
+                op = group.ops[g]
+                out[i] = Kernel(group.gate.kind, data[g], op.wires, op.controls, op.control_values)
         return out  # type: ignore[return-value]
 
     # -- gradient data ----------------------------------------------------------------------------
@@ -126,7 +175,7 @@ class Program:
                 op.gate.factors and any(len(f.targets) != len(op.wires) for f in op.gate.factors)
             ):
                 out[i] = None
-            elif op.gate.hyper is not None:
+            elif op.gate.hyper is not None or not all(isinstance(p, (ParamRef, float, int)) for p in op.params):
                 out[i] = _derivatives_of(op.gate, len(op.wires), [op], theta, op.hyper)[0]
             else:
                 by_gate[(op.gate.name, len(op.wires))].append(i)
@@ -137,9 +186,18 @@ class Program:
         return out
 
 
+@functools.lru_cache(maxsize=256)
+def _dense_generator(name: str, k: int) -> np.ndarray:
+    """Dense generator of a parameter-free-data gate on k wires (cached: built by Kronecker products)."""
+    return GATES[name].generator(None, k).dense()
+
+
 def _derivatives_of(gate: Any, k: int, ops: list[Operation], theta: np.ndarray, hyper: Any) -> list[list]:
     """Dense derivative matrices for a group of same-gate operations, evaluated together."""
-    values = [_stack([op.param_values(theta)[j] for op in ops]) for j in range(gate.num_params)]
+    if all(isinstance(p, (ParamRef, float, int)) for op in ops for p in op.params):
+        values = list(ParamTable(ops, gate.num_params).values(theta))
+    else:
+        values = [_stack([op.param_values(theta)[j] for op in ops]) for j in range(gate.num_params)]
     per_pos: dict[int, np.ndarray] = {}
     if gate.factors:
         mats = []
@@ -151,7 +209,7 @@ def _derivatives_of(gate: Any, k: int, ops: list[Operation], theta: np.ndarray, 
             for fi, f in enumerate(gate.factors):
                 if f.param != pos:
                     continue
-                term = 1j * (GATES[f.gate].generator(None, k).dense() @ mats[fi])
+                term = 1j * (_dense_generator(f.gate, k) @ mats[fi])
                 for before in reversed(mats[:fi]):
                     term = term @ before
                 for after in mats[fi + 1 :]:
@@ -160,7 +218,8 @@ def _derivatives_of(gate: Any, k: int, ops: list[Operation], theta: np.ndarray, 
             per_pos[pos] = d_u
     else:
         u = gate.matrix(tuple(values), hyper, k)
-        per_pos[0] = 1j * (gate.generator(hyper, k).dense() @ u)
+        h = _dense_generator(gate.name, k) if gate.hyper is None else gate.generator(hyper, k).dense()
+        per_pos[0] = 1j * (h @ u)
     result = []
     for g, op in enumerate(ops):
         entries = []

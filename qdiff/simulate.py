@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import cpu_program, get_backend
 from .circuit import Circuit, Operation, check_theta
 from .errors import ParameterError, StateError
 from .gates import GATES
@@ -21,7 +21,10 @@ DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
 
 def resolve_dtype(dtype: Any) -> np.dtype:
     """complex128 (default) or complex64."""
-    dt = np.dtype(dtype if dtype is not None else np.complex128)
+    try:
+        dt = np.dtype(dtype if dtype is not None else np.complex128)
+    except TypeError:
+        raise ParameterError(f"dtype must be complex128 or complex64, got {dtype!r}") from None
     if dt not in (np.dtype(np.complex128), np.dtype(np.complex64)):
         raise ParameterError(f"dtype must be complex128 or complex64, got {dt}")
     return dt
@@ -93,10 +96,12 @@ def final_state(
     dt = resolve_dtype(dtype)
     theta_arr, tb = check_theta(circuit, theta)
     batch = batch_size(circuit, tb)
-    kernels = program_of(circuit).kernels(theta_arr)
+    program = program_of(circuit)
+    kernels = program.kernels(theta_arr)
     state = initial_state(be, circuit, batch or 1, dt)
-    for kern in kernels:
-        apply_kernel(be, state, kern)
+    if not cpu_program.try_forward(be, program, kernels, state):
+        for kern in kernels:
+            apply_kernel(be, state, kern)
     return state, batch is not None
 
 

@@ -32,6 +32,31 @@ def available_host_memory() -> int:
         return 1 << 62
 
 
+_KERNELS: Any = None
+
+SMALL_ALLOCATION = 1 << 24
+"""States below this many bytes skip the free-memory query (it costs more than the state)."""
+
+
+def _kernels() -> Any:
+    """The numba kernel module (cpu_kernels), or None when QDIFF_KERNELS=numpy or numba is unusable.
+
+    Each primitive below first offers its arguments to the kernel of the same name, which returns None
+    for anything it does not handle (other array types, dtypes, layouts, sizes); the numpy code that
+    follows is the reference path.
+    """
+    global _KERNELS
+    if os.environ.get("QDIFF_KERNELS", "").strip().lower() == "numpy":
+        return None
+    if _KERNELS is None:
+        try:
+            from . import cpu_kernels
+        except ImportError:  # numba missing or broken: numpy only
+            cpu_kernels = False  # type: ignore[assignment]
+        _KERNELS = cpu_kernels
+    return _KERNELS or None
+
+
 def num_qubits(state: Any) -> int:
     """Number of qubits of a ``(B, 2**n)`` state."""
     return int(state.shape[-1]).bit_length() - 1
@@ -51,6 +76,8 @@ class NumpyBackend:
     def check_memory(self, num_wires: int, batch: int, dtype: Any, copies: float = 1.0) -> None:
         """Raise :class:`MemoryLimitError` (before allocating) if ``copies`` states would not fit."""
         need = int(copies * batch * (2**num_wires) * np.dtype(dtype).itemsize)
+        if need <= SMALL_ALLOCATION:
+            return
         free = self.available_memory()
         if need > free:
             raise MemoryLimitError(
@@ -98,6 +125,9 @@ class NumpyBackend:
         self, state: np.ndarray, matrix: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Apply a ``2^k x 2^k`` matrix (or a batch ``(B, d, d)``) to ``targets``, with controls."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_matrix(state, matrix, targets, controls, cvals)) is not None:
+            return res
         psi, axes = self._sub(state, targets, controls, cvals)
         k = len(targets)
         moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
@@ -115,6 +145,9 @@ class NumpyBackend:
         self, state: np.ndarray, diag: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Multiply by a diagonal ``(2^k,)`` (or ``(B, 2^k)``) on ``targets``, with controls."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_diagonal(state, diag, targets, controls, cvals)) is not None:
+            return res
         psi, axes = self._sub(state, targets, controls, cvals)
         k = len(targets)
         moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
@@ -130,6 +163,9 @@ class NumpyBackend:
         self, state: np.ndarray, perm: tuple, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Permute the basis states of ``targets``: new[i] = old[perm[i]] (no multiplications)."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_permutation(state, perm, targets, controls, cvals)) is not None:
+            return res
         psi, axes = self._sub(state, targets, controls, cvals)
         if len(targets) == 1 and tuple(perm) == (1, 0):
             moved = np.moveaxis(psi, axes[0], -1)
@@ -144,6 +180,9 @@ class NumpyBackend:
 
     def apply_pauli(self, state: np.ndarray, word: dict[int, str], out: np.ndarray | None = None) -> np.ndarray:
         """Return ``P|state>`` for a Pauli word ``{wire: 'X'|'Y'|'Z'}`` without building a matrix."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_pauli(state, word, out)) is not None:
+            return res
         n = num_qubits(state)
         psi = state.reshape((state.shape[0],) + (2,) * n)
         flips = [1 + w for w, p in word.items() if _PAULI_FLIP[p]]
@@ -172,6 +211,9 @@ class NumpyBackend:
     def apply_pauli_rotation(self, state: np.ndarray, theta: np.ndarray, word: dict[int, str],
                              controls: tuple = (), cvals: tuple = ()) -> np.ndarray:
         """Apply ``exp(-i theta/2 P)`` = ``cos(theta/2) - i sin(theta/2) P`` in place."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_pauli_rotation(state, theta, word, controls, cvals)) is not None:
+            return res
         t = np.asarray(theta, dtype=float)
         c = np.cos(t / 2).reshape(-1, 1) if t.ndim else np.cos(t / 2)
         s = np.sin(t / 2).reshape(-1, 1) if t.ndim else np.sin(t / 2)
@@ -199,10 +241,16 @@ class NumpyBackend:
     # -- reductions -------------------------------------------------------------------------------
     def inner(self, bra: np.ndarray, ket: np.ndarray) -> np.ndarray:
         """``<bra|ket>`` for each batch entry, shape ``(B,)``."""
+        kern = _kernels()
+        if kern is not None and (res := kern.inner(bra, ket)) is not None:
+            return res
         return np.einsum("bi,bi->b", np.conj(bra), ket)
 
     def expval_pauli(self, state: np.ndarray, word: dict[int, str]) -> np.ndarray:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real, without a matrix."""
+        kern = _kernels()
+        if kern is not None and (res := kern.expval_pauli(state, word)) is not None:
+            return res
         if all(p == "Z" for p in word.values()):
             n = num_qubits(state)
             probs = (state.real**2 + state.imag**2).reshape((state.shape[0],) + (2,) * n)
@@ -221,6 +269,9 @@ class NumpyBackend:
         controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """``<bra| (P_controls x M) |ket>`` per batch entry: M on ``targets``, restricted to the controls."""
+        kern = _kernels()
+        if kern is not None and (res := kern.matrix_element(bra, ket, matrix, targets, controls, cvals)) is not None:
+            return res
         kpsi, axes = self._sub(ket, targets, controls, cvals)
         bpsi, _ = self._sub(bra, targets, controls, cvals)
         k = len(targets)
@@ -239,6 +290,9 @@ class NumpyBackend:
         self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace."""
+        kern = _kernels()
+        if kern is not None and (res := kern.reduced_outer(bra, ket, targets, controls, cvals)) is not None:
+            return res
         bpsi, axes = self._sub(bra, targets, controls, cvals)
         kpsi, _ = self._sub(ket, targets, controls, cvals)
         k = len(targets)
@@ -248,6 +302,9 @@ class NumpyBackend:
 
     def probs(self, state: np.ndarray, wires: tuple | None = None) -> np.ndarray:
         """Marginal probabilities ``(B, 2**len(wires))`` on ``wires`` (in the order given)."""
+        kern = _kernels()
+        if kern is not None and (res := kern.probs(state, wires)) is not None:
+            return res
         n = num_qubits(state)
         p = (state.real**2 + state.imag**2)
         if wires is None or tuple(wires) == tuple(range(n)):

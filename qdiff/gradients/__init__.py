@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..circuit import Circuit
+from ..circuit import Circuit, check_theta
 from ..errors import DifferentiationError
 from ..measure import Expval, Measurement
 from ..observables import Observable
 from .adjoint import adjoint_jacobian, adjoint_vjp
-from .common import as_list, check_differentiable, output_shape, select_params
+from .common import as_list, check_differentiable, output_shape, real_cotangent, select_params
 from .finite_diff import finite_diff_jacobian
 from .param_shift import param_shift_hessian, param_shift_jacobian
 
@@ -115,13 +115,16 @@ def vjp(
     if method == "adjoint":
         _, g, _, batched = adjoint_vjp(circuit, ms, params, cots, shots=shots, backend=backend, dtype=dtype)
         return g if batched else g[0]
+    _, tb = check_theta(circuit, params)
+    batch = (1,) if tb is None else (tb,)
+    cots = [real_cotangent(c, batch + output_shape(m, circuit.num_wires)) for m, c in zip(ms, cots, strict=True)]
     _, jacs = value_and_jacobian(circuit, ms, params, method, shots=shots, seed=seed, backend=backend,
                                  dtype=dtype)
     total: Any = 0.0
     for m, c, j in zip(ms, cots, jacs, strict=True):
         out_ndim = len(output_shape(m, circuit.num_wires))
         batch = j.shape[: j.ndim - 1 - out_ndim]
-        c = np.asarray(c, dtype=float).reshape(batch + (-1,))
+        c = c.reshape(batch + (-1,))
         total = total + np.einsum("...k,...kp->...p", c, j.reshape(batch + (-1, j.shape[-1])))
     return np.asarray(total)
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import get_backend
+from ..backends import cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
 from ..gates import Generator
 from ..measure import Measurement
 from ..program import apply_kernel, compile_operation, program_of
 from ..simulate import batch_size, factor_operations, final_state, resolve_dtype
-from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape
+from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape, real_cotangent
 
 SHOTS_MESSAGE = (
     "the adjoint method computes exact (analytic) gradients and cannot use finite shots; "
@@ -62,6 +62,8 @@ def backward_sweep(
     grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
     mgrads: dict[int, Any] = {}
     program = program_of(circuit)
+    if not matrix_ops and (fast := cpu_program.try_adjoint(backend, program, theta, bra, ket)) is not None:
+        return fast, mgrads
     inverses = program.kernels(theta, inverse=True)
     all_derivs = program.derivatives(theta)
     for index in range(len(circuit.operations) - 1, -1, -1):
@@ -175,13 +177,7 @@ def adjoint_vjp(
     b = state.shape[0]
     bra = None
     for m, cot in zip(measurements, cotangents, strict=True):
-        shape = (b,) + output_shape(m, circuit.num_wires)
-        if np.iscomplexobj(cot):
-            raise DifferentiationError("cotangents of real-valued outputs must be real")
-        c = np.asarray(cot, dtype=float)
-        if c.size != int(np.prod(shape)):
-            raise DifferentiationError(f"cotangent of shape {c.shape} does not match the output shape {shape}")
-        c = c.reshape(shape)
+        c = real_cotangent(cot, (b,) + output_shape(m, circuit.num_wires))
         term = cotangent_bra(be, state, m, be.asarray(c))
         bra = term if bra is None else bra + term
     g, mg = backward_sweep(be, circuit, theta, bra, state, matrix_ops)

@@ -29,12 +29,22 @@ def check_differentiable(circuit: Circuit, measurements: list[Measurement], shot
     """Validate measurements and refuse non-differentiable ones with a clear error."""
     shots = check_shots(shots)
     for m in measurements:
-        check_measurement(m, circuit.num_wires, shots)
-        if not isinstance(m, DIFFERENTIABLE):
+        if not isinstance(m, DIFFERENTIABLE):  # before the shot checks: Sample/Counts/State never differentiate
             raise DifferentiationError(
                 f"{type(m).__name__} is not differentiable; differentiate expval, var or probs instead"
             )
+        check_measurement(m, circuit.num_wires, shots)
     return shots
+
+
+def real_cotangent(cot: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A cotangent as a real array of ``shape`` (batch + output shape); error if complex or the wrong size."""
+    if np.iscomplexobj(cot):
+        raise DifferentiationError("cotangents of real-valued outputs must be real")
+    c = np.asarray(cot, dtype=float)
+    if c.size != int(np.prod(shape)):
+        raise DifferentiationError(f"cotangent of shape {c.shape} does not match the output shape {shape}")
+    return c.reshape(shape)
 
 
 def output_shape(m: Measurement, num_wires: int) -> tuple[int, ...]:
@@ -118,6 +128,6 @@ def evaluate_rows(
 
 
 __all__ = [
-    "as_list", "check_differentiable", "output_shape", "select_params", "cotangent_bra",
+    "as_list", "check_differentiable", "real_cotangent", "output_shape", "select_params", "cotangent_bra",
     "expectation_values", "evaluate_rows", "expectation",
 ]
