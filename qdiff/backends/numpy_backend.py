@@ -281,7 +281,8 @@ class NumpyBackend:
         bflat = bmov.reshape(bmov.shape[0], -1, 2**k)
         m = np.asarray(matrix, dtype=ket.dtype)
         if k == 0:
-            return np.einsum("bmi,bmi->b", np.conj(bflat), kflat) * m.reshape(-1)[0]
+            scale = m.reshape(-1) if m.ndim == 3 else m.reshape(-1)[0]  # (B,1,1) batch or one 1x1 matrix
+            return np.einsum("bmi,bmi->b", np.conj(bflat), kflat) * scale
         # <b|M|k> = sum_{m,i,j} conj(b[m,i]) M[i,j] k[m,j] = sum_{ij} M[i,j] R[i,j], R = B^H K
         r = np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
         return np.einsum("ij,bij->b", m, r) if m.ndim == 2 else np.einsum("bij,bij->b", m, r)
