@@ -158,12 +158,25 @@ class StatePrep:
     amplitudes: np.ndarray | None = None
 
 
-def _check_finite(value: Any, what: str) -> None:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biufc":
-        raise ParameterError(f"{what} must be numeric, got {type(value).__name__}")
+def _check_finite(value: Any, what: str, real: bool = False) -> None:
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # ragged nested sequences
+        raise ParameterError(f"{what} must be numeric, got {value!r}") from None
+    if arr.dtype.kind not in ("biuf" if real else "biufc"):
+        raise ParameterError(f"{what} must be {'real' if real else 'numeric'}, got {type(value).__name__} {value!r}")
     if not np.all(np.isfinite(arr)):
         raise ParameterError(f"{what} is not finite (NaN or inf): {value!r}")
+
+
+def _wire_tuple(wires: Any, what: str) -> tuple:
+    """``wires`` as a tuple: a single integer or an iterable (validated later); WireError otherwise."""
+    if isinstance(wires, (int, np.integer)):
+        return (wires if isinstance(wires, bool) else int(wires),)  # a bool is rejected by _check_wires
+    try:
+        return tuple(wires)
+    except TypeError:
+        raise WireError(f"{what}: wires must be an integer or a sequence of integers, got {wires!r}") from None
 
 
 class Circuit:
@@ -174,7 +187,7 @@ class Circuit:
     """
 
     def __init__(self, num_wires: int, num_params: int = 0):
-        if int(num_wires) != num_wires or num_wires < 1:
+        if not isinstance(num_wires, (int, np.integer, float)) or int(num_wires) != num_wires or num_wires < 1:
             raise WireError(f"a circuit needs a positive integer number of wires, got {num_wires!r}")
         self.num_wires = int(num_wires)
         self.num_params = int(num_params)
@@ -184,6 +197,8 @@ class Circuit:
     # -- parameters -------------------------------------------------------------------------------
     def params(self, count: int) -> ParamVector:
         """Reserve ``count`` new trainable parameters and return handles ``p[0] .. p[count-1]``."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+            raise ParameterError(f"params() needs a non-negative integer count, got {count!r}")
         start = self.num_params
         self.num_params += int(count)
         return ParamVector(start, int(count))
@@ -215,9 +230,11 @@ class Circuit:
         adjoint. Raises a :class:`~qdiff.errors.QDiffError` subclass, and changes nothing, on bad input.
         """
         spec, n_alias_ctrl = resolve_gate_name(name)
-        wires_t = (int(wires),) if isinstance(wires, (int, np.integer)) else tuple(wires)
-        controls_t = tuple(controls)
+        wires_t = _wire_tuple(wires, name)
+        controls_t = _wire_tuple(controls, name)
         if n_alias_ctrl == -1:
+            if len(wires_t) < 2:
+                raise WireError(f"{name} needs control wire(s) and a target, got {wires_t}")
             n_alias_ctrl = len(wires_t) - 1
         if n_alias_ctrl and len(wires_t) <= n_alias_ctrl:
             raise WireError(f"{name} needs more than {n_alias_ctrl} wires, got {wires_t}")
@@ -226,7 +243,10 @@ class Circuit:
         if control_values is None:
             cvals = (1,) * len(all_ctrl)
         else:
-            cvals = tuple(int(v) for v in control_values)
+            cvals = _wire_tuple(control_values, f"{name} control_values")
+            if any(not isinstance(v, (int, np.integer)) for v in cvals):
+                raise WireError(f"{name}: control_values {cvals} must be 0/1, one per control {controls_t}")
+            cvals = tuple(int(v) for v in cvals)
             if len(cvals) == len(alias_ctrl) and len(cvals) != len(all_ctrl):
                 cvals = (1,) * len(controls_t) + cvals
             if len(cvals) != len(all_ctrl) or any(v not in (0, 1) for v in cvals):
@@ -240,11 +260,13 @@ class Circuit:
             raise ParameterError(f"{name} takes {spec.num_params} parameter(s), got {len(params)}")
         for i, p in enumerate(params):
             if isinstance(p, ParamRef):
-                if p.index < 0:
-                    raise ParameterError(f"{name}: negative parameter index {p.index}")
-                _check_finite([p.coeff, p.offset], f"{name} parameter {i} scale/offset")
+                if isinstance(p.index, bool) or not isinstance(p.index, (int, np.integer)) or p.index < 0:
+                    raise ParameterError(f"{name}: parameter index {p.index!r} must be a non-negative integer")
+                _check_finite([p.coeff, p.offset], f"{name} parameter {i} scale/offset", real=True)
             else:
-                _check_finite(p, f"{name} parameter {i}")
+                _check_finite(p, f"{name} parameter {i}", real=True)
+                if np.ndim(p) > 1:
+                    raise ParameterError(f"{name} parameter {i} must be a scalar or a 1-D batch, got {np.shape(p)}")
         hyper = self._check_hyper(spec, name, hyper, len(targets))
         params_t = tuple(p if isinstance(p, ParamRef) else float(p) if np.ndim(p) == 0 else np.asarray(p, float)
                          for p in params)
@@ -267,8 +289,8 @@ class Circuit:
             if len(word) != k or set(word) - set("IXYZ"):
                 raise ParameterError(f"{name}: Pauli word {hyper!r} must use I/X/Y/Z, one letter per wire ({k})")
             return word
+        _check_finite(hyper, f"{name} {spec.hyper}")
         arr = np.asarray(hyper, dtype=complex)
-        _check_finite(arr, f"{name} {spec.hyper}")
         d = 2**k
         if spec.hyper == "matrix":
             if arr.shape[-2:] != (d, d) or arr.ndim not in (2, 3):
@@ -293,19 +315,22 @@ class Circuit:
         return self
 
     def extend(self, ops: Iterable[Operation]) -> Circuit:
-        """Append several operations."""
+        """Append several operations (all or none: every one is validated first)."""
+        ops = list(ops)
+        for op in ops:
+            self._check_wires(op.all_wires, op.name or op.gate.name)
         for op in ops:
             self.append(op)
         return self
 
     def basis_state(self, bits: Sequence[int], wires: Iterable[int] | None = None) -> Circuit:
         """Start from the computational basis state ``bits`` on ``wires`` (default: all wires)."""
-        wires_t = tuple(range(self.num_wires)) if wires is None else tuple(wires)
+        wires_t = tuple(range(self.num_wires)) if wires is None else _wire_tuple(wires, "BasisState")
         self._check_wires(wires_t, "BasisState")
-        bits_t = tuple(int(b) for b in np.asarray(bits).ravel())
-        if len(bits_t) != len(wires_t) or any(b not in (0, 1) for b in bits_t):
+        bits_l = np.asarray(bits).ravel().tolist()
+        if len(bits_l) != len(wires_t) or any(b not in (0, 1) for b in bits_l):
             raise StateError(f"BasisState needs one 0/1 bit per wire ({len(wires_t)}), got {bits}")
-        self._set_prep(StatePrep(wires_t, bits=bits_t))
+        self._set_prep(StatePrep(wires_t, bits=tuple(int(b) for b in bits_l)))
         return self
 
     def state_vector(
@@ -315,10 +340,10 @@ class Circuit:
 
         It must be normalised unless ``normalize=True``; a batch ``(B, 2**k)`` is allowed.
         """
-        wires_t = tuple(range(self.num_wires)) if wires is None else tuple(wires)
+        wires_t = tuple(range(self.num_wires)) if wires is None else _wire_tuple(wires, "StatePrep")
         self._check_wires(wires_t, "StatePrep")
+        _check_finite(amplitudes, "StatePrep amplitudes")
         amp = np.asarray(amplitudes, dtype=complex)
-        _check_finite(amp, "StatePrep amplitudes")
         if amp.ndim not in (1, 2) or amp.shape[-1] != 2 ** len(wires_t):
             raise StateError(
                 f"StatePrep on {len(wires_t)} wire(s) needs {2 ** len(wires_t)} amplitudes, got shape {amp.shape}"
@@ -396,7 +421,10 @@ def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
     """
     if theta is None:
         theta = np.zeros(circuit.num_params)
-    arr = np.asarray(theta)
+    try:
+        arr = np.asarray(theta)
+    except ValueError:  # ragged nested sequences
+        raise ParameterError(f"parameters must be an array of shape (P,) or (B, P), got {theta!r}") from None
     if arr.dtype.kind not in "biuf":
         raise ParameterError(f"parameters must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(float)

@@ -84,29 +84,37 @@ def check_shots(shots: Any) -> int | None:
     """None (analytic) or a positive integer number of shots."""
     if shots is None:
         return None
-    if isinstance(shots, bool) or int(shots) != shots or int(shots) <= 0:
+    if (isinstance(shots, bool) or not isinstance(shots, (int, float, np.integer, np.floating))
+            or not np.isfinite(shots) or int(shots) != shots or int(shots) <= 0):
         raise ShotsError(f"shots must be a positive integer or None, got {shots!r}")
     return int(shots)
 
 
 def check_measurement(m: Measurement, num_wires: int, shots: int | None) -> None:
     """Validate wires, observables and analytic/shot requirements of one measurement."""
+    if not isinstance(m, (Expval, Var, Probs, State, DensityMatrix, Sample, Counts)):
+        raise UnsupportedOperationError(f"unsupported measurement {m!r}")
     wires = getattr(m, "wires", None)
+    if wires is None and isinstance(m, DensityMatrix):
+        raise WireError("DensityMatrix needs the wires to keep")
     if wires is not None:
+        if not isinstance(wires, (tuple, list, np.ndarray)) or any(
+                isinstance(w, bool) or not isinstance(w, (int, np.integer)) for w in wires):
+            raise WireError(f"{type(m).__name__} wires must be a sequence of integers, got {wires!r}")
         for w in wires:
             if not 0 <= w < num_wires:
                 raise WireError(f"{type(m).__name__} on wire {w}, outside the {num_wires}-wire circuit")
         if len(set(wires)) != len(wires):
             raise WireError(f"{type(m).__name__} wires {wires} repeat a wire")
     obs = getattr(m, "obs", None)
+    if obs is None and isinstance(m, (Expval, Var)) or obs is not None and not isinstance(obs, Observable):
+        raise UnsupportedOperationError(f"{type(m).__name__} needs a qdiff observable, got {obs!r}")
     if obs is not None:
         check_observable(obs, num_wires)
     if isinstance(m, (State, DensityMatrix)) and shots is not None:
         raise ShotsError(f"{type(m).__name__} is analytic only; it cannot be estimated from shots")
     if isinstance(m, (Sample, Counts)) and shots is None:
         raise ShotsError(f"{type(m).__name__} needs finite shots")
-    if not isinstance(m, (Expval, Var, Probs, State, DensityMatrix, Sample, Counts)):
-        raise UnsupportedOperationError(f"unsupported measurement {m!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,17 +193,27 @@ def _diagonalization(obs: Observable) -> tuple[list[tuple[np.ndarray | None, tup
 
 
 def _basis_signature(obs: Observable | None) -> dict[int, Any]:
-    """Per-wire measurement basis an observable needs ('Z' for the computational basis)."""
+    """Per-wire measurement basis an observable needs ('Z' for the computational basis).
+
+    For a sum (only sampled when its terms commute qubit-wise) it is the union of its terms' bases.
+    """
     if obs is None:
         return {}
     if isinstance(obs, PauliWord):
         return {w: p for w, p in obs.paulis}
-    if isinstance(obs, Product):
+    if isinstance(obs, (Product, LinearCombination)):
         sig: dict[int, Any] = {}
-        for f in obs.factors:
+        for f in obs.factors if isinstance(obs, Product) else obs.terms:
             sig.update(_basis_signature(f))
         return sig
     return {w: ("H", id(obs)) for w in obs.wires}
+
+
+def _rotations(obs: Observable) -> list[tuple[np.ndarray | None, tuple[int, ...]]]:
+    """Basis rotations that diagonalise ``obs`` (every term of a qubit-wise commuting sum)."""
+    if isinstance(obs, LinearCombination):
+        return [r for t in obs.terms for r in _rotations(t)]
+    return _diagonalization(obs)[0]
 
 
 def _compatible(a: dict, b: dict) -> bool:
@@ -203,41 +221,72 @@ def _compatible(a: dict, b: dict) -> bool:
 
 
 class ShotSampler:
-    """Draws shared samples for groups of measurements diagonal in the same basis."""
+    """Draws shared samples for groups of measurements diagonal in the same basis.
+
+    Measurements registered with :meth:`plan` before sampling are grouped greedily by compatible
+    per-wire bases, so e.g. ``X(0)`` and ``X(1)`` of one execution come from the same shots; each group
+    is sampled once, on first use, in the union of its members' bases (other wires in Z).
+    """
 
     def __init__(self, backend: Any, state: Any, shots: int, rng: np.random.Generator):
         self.backend, self.state, self.shots, self.rng = backend, state, shots, rng
         self.n = int(state.shape[-1]).bit_length() - 1
-        self._groups: list[tuple[dict, Any]] = []  # (signature, samples (B, shots, n) bits)
+        self._groups: list[list[Any]] = []  # [signature, member observables, samples (B, shots, n) or None]
+
+    def _signature(self, obs: Observable | None) -> dict[int, Any]:
+        return _basis_signature(obs) if obs is not None else {w: "Z" for w in range(self.n)}
+
+    def _group(self, obs: Observable | None) -> list[Any]:
+        """The first group compatible with ``obs`` (joining it), or a new one."""
+        sig = self._signature(obs)
+        for group in self._groups:
+            if _compatible(group[0], sig):
+                if group[2] is None:  # not sampled yet: widen its basis
+                    group[0].update(sig)
+                    group[1].append(obs)
+                return group
+        group = [dict(sig), [obs], None]
+        self._groups.append(group)
+        return group
+
+    def plan(self, obs: Observable | None) -> None:
+        """Register an observable (None: computational basis) before sampling, to share samples."""
+        if isinstance(obs, LinearCombination) and not _qubitwise_commuting(obs):
+            for t in obs.terms:  # estimated term by term: each term joins a compatible group
+                self.plan(t)
+            return
+        if obs is not None:
+            try:
+                _rotations(obs)
+            except UnsupportedOperationError:
+                return  # reported when it is estimated
+        self._group(obs)
 
     def bits(self, obs: Observable | None) -> np.ndarray:
         """Samples ``(B, shots, n)`` of all bits, in a basis that diagonalises ``obs``."""
-        sig = _basis_signature(obs) if obs is not None else {w: "Z" for w in range(self.n)}
-        for gsig, samples in self._groups:
-            if _compatible(gsig, sig):
-                gsig.update(sig)
-                return samples
-        rotated = self.state
-        if obs is not None:
-            rots, _, _ = _diagonalization(obs)
-            if any(r is not None for r, _ in rots):
-                rotated = self.state.copy()
-                for r, w in rots:
-                    if r is not None:
-                        self.backend.apply_matrix(rotated, r, w)
-        # a later Z-basis measurement may join this group only on wires the rotation left alone
+        group = self._group(obs)
+        if group[2] is not None:
+            return group[2]
+        rotated, done = self.state, set()
+        for member in group[1]:
+            for r, w in _rotations(member) if member is not None else ():
+                if r is None or done & set(w):  # compatible members rotate a wire identically
+                    continue
+                if rotated is self.state:
+                    rotated = self.state.copy()
+                self.backend.apply_matrix(rotated, r, w)
+                done.update(w)
         probs = self.backend.to_numpy(self.backend.probs(rotated, None))
         idx = self.backend.sample_indices(probs, self.shots, self.rng)
         bits = ((idx[..., None] >> np.arange(self.n - 1, -1, -1)) & 1).astype(np.int64)
-        full_sig = {w: "Z" for w in range(self.n)}
-        full_sig.update(sig)
-        self._groups.append((full_sig, bits))
+        group[0].update({w: "Z" for w in range(self.n) if w not in group[0]})  # no later widening
+        group[2] = bits
         return bits
 
-    def eigen_samples(self, obs: Observable) -> np.ndarray:
-        """Samples ``(B, shots)`` of the eigenvalues of ``obs``."""
+    def eigen_samples(self, obs: Observable, bits: np.ndarray | None = None) -> np.ndarray:
+        """Samples ``(B, shots)`` of the eigenvalues of ``obs`` (from ``bits`` when given)."""
         _, wires, eig = _diagonalization(obs)
-        bits = self.bits(obs)
+        bits = self.bits(obs) if bits is None else bits
         if not wires:
             return np.ones(bits.shape[:2])
         sub = bits[..., list(wires)]
@@ -248,9 +297,10 @@ class ShotSampler:
 def _term_estimates(sampler: ShotSampler, obs: Observable) -> np.ndarray:
     """Per-shot values ``(B, shots)`` of a single-term observable or of a qubit-wise commuting sum."""
     if isinstance(obs, LinearCombination):
+        bits = sampler.bits(obs)  # one set of shots for every term
         total = 0.0
         for c, t in zip(obs.coeffs, obs.terms, strict=True):
-            total = total + c * sampler.eigen_samples(t)
+            total = total + c * sampler.eigen_samples(t, bits)
         return np.asarray(total) * np.ones((sampler.state.shape[0], sampler.shots))
     return sampler.eigen_samples(obs)
 
@@ -322,8 +372,15 @@ def measure(
         check_measurement(m, n, shots)
     if shots is None:
         return [analytic(backend, state, m) for m in measurements]
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    try:
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise ShotsError(f"seed must be None, an integer or a numpy Generator, got {rng!r}") from None
     sampler = ShotSampler(backend, state, shots, gen)
+    for m in measurements:
+        obs = getattr(m, "obs", None)
+        if not isinstance(m, (State, DensityMatrix)):
+            sampler.plan(obs)
     return [with_shots(sampler, m) for m in measurements]
 
 

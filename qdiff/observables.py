@@ -55,6 +55,8 @@ class PauliWord(Observable):
     paulis: tuple[tuple[int, str], ...]
 
     def __init__(self, paulis: dict[int, str] | Iterable[tuple[int, str]] | None = None):
+        if isinstance(paulis, str):
+            raise ParameterError(f"PauliWord takes {{wire: letter}}; use PauliWord.from_string({paulis!r})")
         items = dict(paulis or {}).items() if not isinstance(paulis, dict) else paulis.items()
         clean = []
         for w, p in items:
@@ -95,7 +97,10 @@ class Hermitian(Observable):
 
     def __init__(self, matrix: Any, wires: int | Iterable[int], atol: float = HERMITIAN_ATOL):
         wires_t = (int(wires),) if isinstance(wires, (int, np.integer)) else tuple(int(w) for w in wires)
-        m = np.asarray(matrix, dtype=complex)
+        try:
+            m = np.asarray(matrix, dtype=complex)
+        except (TypeError, ValueError):
+            raise ParameterError(f"Hermitian needs a numeric matrix, got {matrix!r}") from None
         d = 2 ** len(wires_t)
         if m.shape != (d, d):
             raise ParameterError(f"Hermitian on {len(wires_t)} wire(s) needs a {d}x{d} matrix, got {m.shape}")
@@ -142,6 +147,10 @@ class SparseHermitian(Observable):
         d = 2 ** len(wires_t)
         if m.shape != (d, d):
             raise ParameterError(f"sparse observable on {len(wires_t)} wires needs shape ({d}, {d}), got {m.shape}")
+        if not np.all(np.isfinite(m.data)):
+            raise ParameterError("sparse observable has NaN or inf entries")
+        if len(set(wires_t)) != len(wires_t):
+            raise WireError(f"sparse observable wires {wires_t} repeat a wire")
         diff = m - m.conj().T
         if diff.nnz and np.abs(diff.data).max() > atol:
             raise NotHermitianError("sparse observable is not Hermitian")
@@ -172,6 +181,8 @@ class LinearCombination(Observable):
     def scaled(self, c: float) -> LinearCombination:
         if np.iscomplexobj(c) and np.imag(c) != 0:
             raise NotHermitianError(f"observable coefficients must be real, got {c}")
+        if not np.isfinite(c):
+            raise ParameterError(f"observable coefficients must be finite, got {c}")
         return LinearCombination(tuple(float(np.real(c)) * x for x in self.coeffs), self.terms)
 
     def __repr__(self) -> str:
