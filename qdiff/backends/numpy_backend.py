@@ -287,6 +287,20 @@ class NumpyBackend:
         r = np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
         return np.einsum("ij,bij->b", m, r) if m.ndim == 2 else np.einsum("bij,bij->b", m, r)
 
+    def adjoint_step(
+        self, bra: np.ndarray, ket: np.ndarray, u_dagger: np.ndarray, target: int, controls: tuple = (),
+        cvals: tuple = (),
+    ) -> np.ndarray | None:
+        """Fused ``ket <- U^dag ket; R = reduced_outer(bra, ket); bra <- U^dag bra`` for one target (numba).
+
+        None when compiled kernels are off or the case is not covered: the caller then runs the three steps.
+        """
+        if _kernels() is None:
+            return None
+        from .cpu_fused import adjoint_step
+
+        return adjoint_step(bra, ket, u_dagger, target, controls, cvals)
+
     def reduced_outer(
         self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:

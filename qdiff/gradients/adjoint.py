@@ -73,9 +73,15 @@ def backward_sweep(
             _sweep_factors(backend, op, theta, bra, ket, grad)
             continue
         kern = inverses[index]
-        apply_kernel(backend, ket, kern)
+        r = _fused_step(backend, kern, bra, ket) if derivs or index in matrix_ops else None
+        if r is None:
+            apply_kernel(backend, ket, kern)
         if derivs or index in matrix_ops:
-            r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
+            if r is None:
+                r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
+                apply_bra = True
+            else:
+                apply_bra = False
             for ref, d_u in derivs:
                 d_u = xp.asarray(d_u)
                 contrib = xp.real(xp.einsum("...ij,bij->b", d_u, r)) if d_u.ndim == 2 else xp.real(
@@ -84,8 +90,26 @@ def backward_sweep(
             if index in matrix_ops:
                 g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
                 mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
+            if apply_bra:
+                apply_kernel(backend, bra, kern)
+            continue
         apply_kernel(backend, bra, kern)
     return grad, mgrads
+
+
+def _fused_step(backend: Any, kern: Any, bra: Any, ket: Any) -> Any:
+    """Un-apply a one-target gate from ket and bra and return R in one pass, when the backend can."""
+    step = getattr(backend, "adjoint_step", None)
+    if step is None or len(kern.wires) != 1 or kern.kind not in ("dense", "diagonal"):
+        return None
+    data = np.asarray(kern.data)
+    if kern.kind == "diagonal":
+        if data.ndim != 1:
+            return None
+        data = np.diag(data)
+    elif data.ndim != 2:
+        return None
+    return step(bra, ket, data, kern.wires[0], kern.controls, kern.control_values)
 
 
 def _sweep_factors(backend: Any, op: Operation, theta: np.ndarray, bra: Any, ket: Any, grad: Any) -> None:
