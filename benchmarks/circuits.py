@@ -74,13 +74,14 @@ def pl_hamiltonian(n_wires: int) -> Any:
     return qml.Hamiltonian([1.0] * n_wires, [qml.Z(i) for i in range(n_wires)])
 
 
-def pl_qnode(device: Any, n_wires: int, diff_method: Any = "best", interface: str = "autograd") -> Any:
+def pl_qnode(device: Any, n_wires: int, diff_method: Any = "best", interface: str = "autograd",
+             **qnode_kwargs: Any) -> Any:
     """A QNode ``weights (L, n, 3) or (B, L, n, 3) -> <sum_i Z_i>`` after StronglyEntanglingLayers."""
     import pennylane as qml
 
     obs = pl_hamiltonian(n_wires)
 
-    @qml.qnode(device, diff_method=diff_method, interface=interface)
+    @qml.qnode(device, diff_method=diff_method, interface=interface, **qnode_kwargs)
     def circuit(weights: Any) -> Any:
         qml.StronglyEntanglingLayers(weights, wires=range(n_wires))
         return qml.expval(obs)

@@ -126,10 +126,12 @@ class Suite:
     def _pl_grad(self, device: str, n: int, diff_method: str, batched: bool = False) -> Callable[[np.ndarray], Any]:
         from pennylane import numpy as pnp
 
-        node = C.pl_qnode(self.qml.device(device, wires=n), n, diff_method=diff_method)
         # a batch's per-set gradients are the non-zero blocks of its Jacobian: the gradient of the sum
         # has them all, and makes the device compute the batch Jacobian once (qml.jacobian would add
-        # one autograd VJP pass per batch entry on top, the same overhead for every device)
+        # one autograd VJP pass per batch entry on top, the same overhead for every device). Devices
+        # with adjoint VJPs (all three here) get device_vjp=True for the batch: one backward pass.
+        extra = {"device_vjp": True} if batched and diff_method == "adjoint" else {}
+        node = C.pl_qnode(self.qml.device(device, wires=n), n, diff_method=diff_method, **extra)
         g = self.qml.grad((lambda w: node(w).sum()) if batched else node)
         return lambda w: g(pnp.array(w, requires_grad=True))
 

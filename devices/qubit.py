@@ -482,18 +482,22 @@ class QDiffQubit(Device):
         return tuple(shots_out)
 
     # -- derivatives ------------------------------------------------------------------------------
+    def _differentiable(self, tape: Any) -> tuple[Any, list]:
+        """Convert a tape for differentiation: (conversion, core measurements); error if not differentiable."""
+        conv = convert_tape(tape, self.wires, tape.trainable_params)
+        plans = plan_measurements(tape, conv.wire_map)
+        if not differentiable_plans(plans):
+            raise QuantumFunctionError(
+                f"{NAME} adjoint differentiation supports expval, var and probs only, got "
+                f"{[type(p.mp).__name__ for p in plans]}"
+            )
+        return conv, [p.core for p in plans]
+
     def _jacobian(self, tape: Any, with_values: bool, method: str = "adjoint") -> tuple[Any, Any]:
         import qdiff.gradients as qg
 
         try:
-            conv = convert_tape(tape, self.wires, tape.trainable_params)
-            plans = plan_measurements(tape, conv.wire_map)
-            if not differentiable_plans(plans):
-                raise QuantumFunctionError(
-                    f"{NAME} adjoint differentiation supports expval, var and probs only, got "
-                    f"{[type(p.mp).__name__ for p in plans]}"
-                )
-            ms = [p.core for p in plans]
+            conv, ms = self._differentiable(tape)
             be = self._backend(len(conv.wire_order))
             if conv.circuit.num_params:
                 values, jacs = qg.value_and_jacobian(conv.circuit, ms, conv.theta, method=method,
@@ -522,14 +526,7 @@ class QDiffQubit(Device):
         import qdiff.gradients as qg
 
         try:
-            conv = convert_tape(tape, self.wires, tape.trainable_params)
-            plans = plan_measurements(tape, conv.wire_map)
-            if not differentiable_plans(plans):
-                raise QuantumFunctionError(
-                    f"{NAME} adjoint differentiation supports expval, var and probs only, got "
-                    f"{[type(p.mp).__name__ for p in plans]}"
-                )
-            ms = [p.core for p in plans]
+            conv, ms = self._differentiable(tape)
             cots = [cotangent] if len(ms) == 1 else list(cotangent)
             cots = [np.real(np.asarray(c, dtype=complex)) if np.iscomplexobj(c) else np.asarray(c, dtype=float)
                     for c in cots]

@@ -17,6 +17,9 @@ import numpy as np
 
 from .errors import NotHermitianError, ParameterError, UnsupportedOperationError, WireError
 
+ZDIAG_CACHE_MAX_QUBITS = 20
+"""Sums of Z words keep their diagonal (8 MiB at 20 qubits) for reuse up to this size."""
+
 HERMITIAN_ATOL = 1e-8
 """Tolerance for ``M = M^dagger`` in observables."""
 
@@ -302,7 +305,14 @@ def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tu
     if len(zterms) < 2:
         return None, rest + zterms
     n = int(state.shape[-1]).bit_length() - 1
-    return z_diagonal(backend.xp, n, zterms), rest
+    if n > ZDIAG_CACHE_MAX_QUBITS:
+        return z_diagonal(backend.xp, n, zterms), rest
+    key = (backend.name, n)
+    cache = obs.__dict__.setdefault("_zdiag", {})  # per observable: the diagonal only depends on n
+    if key not in cache:
+        cache.clear()
+        cache[key] = z_diagonal(backend.xp, n, zterms)
+    return cache[key], rest
 
 
 def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:

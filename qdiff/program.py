@@ -145,14 +145,32 @@ class Program:
         ]
         self.trainable = [i for i, op in enumerate(self.operations) if op.trainable_refs]
         # gates without parameters (CNOT, H, fixed unitaries) compile once, for both directions
+        self._last: dict[str, tuple] = {}
+        self._dplan: Any = None
+        self.data_batch = data_batch_size(circuit)
         fixed = [i for i in self.singles if not self.operations[i].params]
         self._constant_kernels = {
             inv: {i: compile_operation(self.operations[i], None, inv) for i in fixed} for inv in (False, True)
         }
 
     # -- forward data -----------------------------------------------------------------------------
+    def _memo(self, what: str, theta: Any, extra: Any = None) -> tuple[tuple, Any]:
+        """(key, cached value or None): the last binding is kept, since a gradient binds the same theta twice."""
+        t = np.asarray(theta) if theta is not None else np.zeros(0)
+        key = (what, extra, t.shape, t.tobytes())
+        hit = self._last.get(what)
+        return key, (hit[1] if hit is not None and hit[0] == key else None)
+
     def kernels(self, theta: np.ndarray, inverse: bool = False) -> list[Kernel]:
         """One compiled kernel per operation (its inverse when ``inverse``), groups evaluated at once."""
+        key, hit = self._memo("kernels" + str(inverse), theta)
+        if hit is not None:
+            return hit
+        out = self._bind_kernels(theta, inverse)
+        self._last["kernels" + str(inverse)] = (key, out)
+        return out
+
+    def _bind_kernels(self, theta: np.ndarray, inverse: bool) -> list[Kernel]:
         out: list[Kernel | None] = [None] * len(self.operations)
         constant = self._constant_kernels[inverse]
         for i in self.singles:
@@ -167,20 +185,44 @@ class Program:
     # -- gradient data ----------------------------------------------------------------------------
     def derivatives(self, theta: np.ndarray) -> dict[int, list[tuple[ParamRef, np.ndarray]] | None]:
         """``{op index: [(ref, dU/d gate-param)]}`` for trainable ops (None: too wide, use generators)."""
-        out: dict[int, list[tuple[ParamRef, np.ndarray]] | None] = {}
-        by_gate: dict[tuple, list[int]] = defaultdict(list)
-        for i in self.trainable:
+        key, hit = self._memo("derivatives", theta)
+        if hit is not None:
+            return hit
+        out = self._bind_derivatives(theta)
+        self._last["derivatives"] = (key, out)
+        return out
+
+    def _derivative_plan(self) -> tuple[list[int], list[int], list[tuple[Any, int, list[int], ParamTable]]]:
+        """(too-wide ops, one-off ops, same-gate groups with their parameter tables), built once."""
+        if self._dplan is None:
+            wide, single = [], []
+            by_gate: dict[tuple, list[int]] = defaultdict(list)
+            for i in self.trainable:
+                op = self.operations[i]
+                if len(op.wires) > DENSE_DERIVATIVE_MAX_WIRES or (
+                    op.gate.factors and any(len(f.targets) != len(op.wires) for f in op.gate.factors)
+                ):
+                    wide.append(i)
+                elif op.gate.hyper is not None or not all(isinstance(p, (ParamRef, float, int)) for p in op.params):
+                    single.append(i)
+                else:
+                    by_gate[(op.gate.name, len(op.wires))].append(i)
+            groups = []
+            for (name, k), idx in by_gate.items():
+                ops = [self.operations[i] for i in idx]
+                groups.append((GATES[name], k, idx, ParamTable(ops, GATES[name].num_params)))
+            self._dplan = (wide, single, groups)
+        return self._dplan
+
+    def _bind_derivatives(self, theta: np.ndarray) -> dict[int, list[tuple[ParamRef, np.ndarray]] | None]:
+        wide, single, groups = self._derivative_plan()
+        out: dict[int, list[tuple[ParamRef, np.ndarray]] | None] = dict.fromkeys(wide)
+        for i in single:
             op = self.operations[i]
-            if len(op.wires) > DENSE_DERIVATIVE_MAX_WIRES or (
-                op.gate.factors and any(len(f.targets) != len(op.wires) for f in op.gate.factors)
-            ):
-                out[i] = None
-            elif op.gate.hyper is not None or not all(isinstance(p, (ParamRef, float, int)) for p in op.params):
-                out[i] = _derivatives_of(op.gate, len(op.wires), [op], theta, op.hyper)[0]
-            else:
-                by_gate[(op.gate.name, len(op.wires))].append(i)
-        for (name, k), idx in by_gate.items():
-            derivs = _derivatives_of(GATES[name], k, [self.operations[i] for i in idx], theta, None)
+            values = [_stack([op.param_values(theta)[j]]) for j in range(op.gate.num_params)]
+            out[i] = _derivatives_of(op.gate, len(op.wires), [op], values, op.hyper)[0]
+        for gate, k, idx, table in groups:
+            derivs = _derivatives_of(gate, k, [self.operations[i] for i in idx], list(table.values(theta)), None)
             for i, d in zip(idx, derivs, strict=True):
                 out[i] = d
         return out
@@ -192,12 +234,8 @@ def _dense_generator(name: str, k: int) -> np.ndarray:
     return GATES[name].generator(None, k).dense()
 
 
-def _derivatives_of(gate: Any, k: int, ops: list[Operation], theta: np.ndarray, hyper: Any) -> list[list]:
-    """Dense derivative matrices for a group of same-gate operations, evaluated together."""
-    if all(isinstance(p, (ParamRef, float, int)) for op in ops for p in op.params):
-        values = list(ParamTable(ops, gate.num_params).values(theta))
-    else:
-        values = [_stack([op.param_values(theta)[j] for op in ops]) for j in range(gate.num_params)]
+def _derivatives_of(gate: Any, k: int, ops: list[Operation], values: list[np.ndarray], hyper: Any) -> list[list]:
+    """Dense derivative matrices for a group of same-gate operations with stacked parameter ``values``."""
     per_pos: dict[int, np.ndarray] = {}
     if gate.factors:
         mats = []
@@ -228,6 +266,25 @@ def _derivatives_of(gate: Any, k: int, ops: list[Operation], theta: np.ndarray, 
             entries.append((ref, np.conj(np.swapaxes(d, -1, -2)) if op.inverse else d))
         result.append(entries)
     return result
+
+
+def data_batch_size(circuit: Circuit) -> int | None:
+    """Batch size set by the circuit's own data (batched gate data, constants or initial state), or None."""
+    sizes = set()
+    prep = circuit.state_prep
+    if prep is not None and prep.amplitudes is not None and prep.amplitudes.ndim == 2:
+        sizes.add(prep.amplitudes.shape[0])
+    for op in circuit.operations:
+        if op.gate.hyper in ("matrix", "diagonal") and np.ndim(op.hyper) == (3 if op.gate.hyper == "matrix" else 2):
+            sizes.add(np.shape(op.hyper)[0])
+        for p in op.params:
+            if np.ndim(p) == 1 and not isinstance(p, ParamRef):
+                sizes.add(np.shape(p)[0])
+    if len(sizes) > 1:
+        from .errors import ParameterError
+
+        raise ParameterError(f"inconsistent batch sizes in the circuit's data: {sorted(sizes)}")
+    return sizes.pop() if sizes else None
 
 
 def program_of(circuit: Circuit) -> Program:

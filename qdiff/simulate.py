@@ -32,21 +32,12 @@ def resolve_dtype(dtype: Any) -> np.dtype:
 
 def batch_size(circuit: Circuit, theta_batch: int | None) -> int | None:
     """Batch size implied by the parameters, batched gate data and a batched initial state."""
-    sizes = set()
-    if theta_batch is not None:
-        sizes.add(theta_batch)
-    prep = circuit.state_prep
-    if prep is not None and prep.amplitudes is not None and prep.amplitudes.ndim == 2:
-        sizes.add(prep.amplitudes.shape[0])
-    for op in circuit.operations:
-        if op.gate.hyper in ("matrix", "diagonal") and np.ndim(op.hyper) == (3 if op.gate.hyper == "matrix" else 2):
-            sizes.add(np.shape(op.hyper)[0])
-        for p in op.params:
-            if np.ndim(p) == 1 and not hasattr(p, "index"):
-                sizes.add(np.shape(p)[0])
-    sizes.discard(1) if len(sizes) > 1 else None
+    data = program_of(circuit).data_batch
+    sizes = {s for s in (theta_batch, data) if s is not None}
     if len(sizes) > 1:
-        raise ParameterError(f"inconsistent batch sizes in the circuit: {sorted(sizes)}")
+        sizes.discard(1)
+    if len(sizes) > 1:
+        raise ParameterError(f"inconsistent batch sizes: parameters {theta_batch}, circuit data {data}")
     return sizes.pop() if sizes else None
 
 

@@ -126,6 +126,7 @@ class PackedProgram:
         n = num_wires
         keep = [i for i, kern in enumerate(kernels) if kern.kind != "identity"]
         self.keep = keep
+        self.shared: dict[str, Any] = {}  # memo shared by the packings of one program (same gate layout)
         L = len(keep)
         self.kinds = np.array([DIAGONAL if kernels[i].kind == "diagonal" else DENSE for i in keep], dtype=np.int64)
         self.ks = np.array([len(kernels[i].wires) for i in keep], dtype=np.int64)
@@ -150,6 +151,9 @@ class PackedProgram:
 
     def matrices(self, kernels: list[Any], batch: int) -> np.ndarray:
         """Gate data padded to ``(Bm, L, 4, 4)`` (diagonals on the diagonal; permutations as matrices)."""
+        last = self.shared.get("matrices")
+        if last is not None and last[0] is kernels and last[1] == batch:
+            return last[2]
         per_op = [kernels[i] for i in self.keep]
         bm = batch  # unbatched gate data broadcasts over the batch
         mats = np.zeros((bm, len(per_op), 4, 4), dtype=np.complex128)
@@ -163,6 +167,7 @@ class PackedProgram:
                 mats[:, g, :d, :d] = np.eye(d)[list(kern.data)]
             else:
                 mats[:, g, :d, :d] = kern.data
+        self.shared["matrices"] = (kernels, batch, mats)
         return mats
 
     def derivative_matrices(self, derivs: dict[int, list], batch: int) -> np.ndarray:
@@ -201,6 +206,9 @@ def _packed(program: Any, kernels: list[Any], derivs: dict | None) -> PackedProg
     packed = getattr(program, attr, None)
     if packed is None:
         packed = PackedProgram(program.circuit.num_wires, kernels, derivs)
+        other = getattr(program, "_packed_forward" if derivs is not None else "_packed_adjoint", None)
+        if other is not None:
+            packed.shared = other.shared  # the forward pass and the sweep of one gradient bind the same theta
         setattr(program, attr, packed)
     return packed
 

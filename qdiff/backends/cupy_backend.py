@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BackendError, MemoryLimitError
 from . import gpu_index_model as gim
-from .numpy_backend import SMALL_ALLOCATION, num_qubits
+from .numpy_backend import SMALL_ALLOCATION, NumpyBackend, num_qubits
 
 try:  # CuPy is optional: importing this module without it raises a clear BackendError on use
     import cupy
@@ -191,19 +191,8 @@ class CupyBackend:
             return x.astype(dtype, copy=False)
         return np.asarray(x, dtype=dtype)
 
-    # -- views for the CuPy fallbacks (mirror NumpyBackend._sub) ----------------------------------
-    @staticmethod
-    def _sub(state: Any, targets: tuple, controls: tuple, cvals: tuple) -> tuple[Any, list[int]]:
-        n = num_qubits(state)
-        psi = state.reshape((state.shape[0],) + (2,) * n)
-        if controls:
-            idx: list[Any] = [slice(None)] * (n + 1)
-            for c, v in zip(controls, cvals, strict=True):
-                idx[1 + c] = v
-            psi = psi[tuple(idx)]
-        ctrl = sorted(controls)
-        axes = [1 + t - sum(1 for c in ctrl if c < t) for t in targets]
-        return psi, axes
+    # -- views for the CuPy fallbacks: the same index views as the numpy backend --------------------
+    _sub = staticmethod(NumpyBackend._sub)
 
     # -- gate primitives (in place) ---------------------------------------------------------------
     def apply_matrix(self, state: Any, matrix: Any, targets: tuple, controls: tuple = (), cvals: tuple = ()) -> Any:
