@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BackendError, MemoryLimitError
 from . import gpu_index_model as gim
-from .numpy_backend import SMALL_ALLOCATION, NumpyBackend, num_qubits
+from .numpy_backend import NumpyBackend, num_qubits
 
 try:  # CuPy is optional: importing this module without it raises a clear BackendError on use
     import cupy
@@ -106,18 +106,8 @@ class CupyBackend:
         free, _total = cupy.cuda.runtime.memGetInfo()
         return int(free) + int(cupy.get_default_memory_pool().free_bytes())
 
-    def check_memory(self, num_wires: int, batch: int, dtype: Any, copies: float = 1.0) -> None:
-        """Raise :class:`MemoryLimitError` (before allocating) if ``copies`` states would not fit."""
-        need = int(copies * batch * (2**num_wires) * np.dtype(dtype).itemsize)
-        if need <= SMALL_ALLOCATION:  # as NumpyBackend: the query costs more than such a state
-            return
-        free = self.available_memory()
-        if need > free:
-            raise MemoryLimitError(
-                f"a {num_wires}-qubit state (batch {batch}, {np.dtype(dtype).name}, x{copies:g} copies) needs "
-                f"{need:,} bytes ({need / 2**30:.2f} GiB) but only {free:,} bytes ({free / 2**30:.2f} GiB) "
-                f"are available on the {self.name} backend (GPU memory)"
-            )
+    # the same check and message as on the CPU, with this backend's free memory and name
+    check_memory = NumpyBackend.check_memory
 
     def _require_bytes(self, need: int, what: str) -> None:
         """Raise :class:`MemoryLimitError` before allocating ``need`` bytes of device memory for ``what``."""
