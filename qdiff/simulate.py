@@ -16,8 +16,6 @@ from .errors import ParameterError, StateError
 from .gates import GATES
 from .program import apply_kernel, compile_operation, program_of
 
-DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
-
 
 def resolve_dtype(dtype: Any) -> np.dtype:
     """complex128 (default) or complex64."""

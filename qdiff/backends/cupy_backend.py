@@ -183,6 +183,7 @@ class CupyBackend:
 
     # -- views for the CuPy fallbacks: the same index views as the numpy backend --------------------
     _sub = staticmethod(NumpyBackend._sub)
+    _target_rows = classmethod(NumpyBackend._target_rows.__func__)
 
     # -- gate primitives (in place) ---------------------------------------------------------------
     def apply_matrix(self, state: Any, matrix: Any, targets: tuple, controls: tuple = (), cvals: tuple = ()) -> Any:
@@ -201,14 +202,10 @@ class CupyBackend:
     def _apply_matrix_xp(self, state: Any, m: Any, targets: tuple, controls: tuple, cvals: tuple) -> Any:
         """CuPy fallback for k > KQ_MAX targets: NumpyBackend's moveaxis + matmul, on the GPU."""
         self.check_memory(num_qubits(state), state.shape[0], state.dtype, copies=2)
-        psi, axes = self._sub(state, targets, controls, cvals)
-        k = len(targets)
-        moved = cupy.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
-        shape = moved.shape
-        flat = moved.reshape(shape[0], -1, 2**k)
+        moved, flat = self._target_rows(state, targets, controls, cvals, xp=cupy)
         md = cupy.asarray(m)
         out = cupy.matmul(flat, cupy.swapaxes(md, -1, -2)) if md.ndim == 3 else flat @ md.T
-        moved[...] = out.reshape(shape)
+        moved[...] = out.reshape(moved.shape)
         return state
 
     def apply_diagonal(self, state: Any, diag: Any, targets: tuple, controls: tuple = (), cvals: tuple = ()) -> Any:
@@ -236,12 +233,8 @@ class CupyBackend:
     def _apply_permutation_xp(self, state: Any, perm: tuple, targets: tuple, controls: tuple, cvals: tuple) -> Any:
         """CuPy fallback for k > KQ_MAX targets (a gather on the GPU)."""
         self.check_memory(num_qubits(state), state.shape[0], state.dtype, copies=2)
-        psi, axes = self._sub(state, targets, controls, cvals)
-        k = len(targets)
-        moved = cupy.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
-        shape = moved.shape
-        flat = moved.reshape(shape[0], -1, 2**k)
-        moved[...] = flat[..., cupy.asarray(perm)].reshape(shape)
+        moved, flat = self._target_rows(state, targets, controls, cvals, xp=cupy)
+        moved[...] = flat[..., cupy.asarray(perm)].reshape(moved.shape)
         return state
 
     def apply_pauli(self, state: Any, word: dict[int, str], out: Any | None = None) -> Any:

@@ -116,9 +116,13 @@ class NumpyBackend:
         axes = [1 + t - sum(1 for c in ctrl if c < t) for t in targets]
         return psi, axes
 
-    @staticmethod
-    def _batched(m: np.ndarray, extra: int) -> bool:
-        return m.ndim == extra + 1
+    @classmethod
+    def _target_rows(cls, state: Any, targets: tuple, controls: tuple, cvals: tuple, xp: Any = np) -> tuple:
+        """(view with the targets as last axes, its rows ``(B, rest, 2**k)``): the rows copy if not contiguous."""
+        psi, axes = cls._sub(state, targets, controls, cvals)
+        k = len(targets)
+        moved = xp.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
+        return moved, moved.reshape(moved.shape[0], -1, 2**k)
 
     # -- gate primitives (in place) ---------------------------------------------------------------
     def apply_matrix(
@@ -128,17 +132,13 @@ class NumpyBackend:
         kern = _kernels()
         if kern is not None and (res := kern.apply_matrix(state, matrix, targets, controls, cvals)) is not None:
             return res
-        psi, axes = self._sub(state, targets, controls, cvals)
-        k = len(targets)
-        moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
-        shape = moved.shape
-        flat = moved.reshape(shape[0], -1, 2**k)
+        moved, flat = self._target_rows(state, targets, controls, cvals)
         m = np.asarray(matrix, dtype=state.dtype)
         if m.ndim == 3:
             out = np.matmul(flat, np.swapaxes(m, -1, -2))
         else:
             out = flat @ m.T
-        moved[...] = out.reshape(shape)
+        moved[...] = out.reshape(moved.shape)
         return state
 
     def apply_diagonal(
@@ -171,11 +171,8 @@ class NumpyBackend:
             moved = np.moveaxis(psi, axes[0], -1)
             moved[...] = moved[..., ::-1].copy()
             return state
-        k = len(targets)
-        moved = np.moveaxis(psi, axes, list(range(psi.ndim - k, psi.ndim)))
-        shape = moved.shape
-        flat = moved.reshape(shape[0], -1, 2**k)
-        moved[...] = flat[..., list(perm)].reshape(shape)
+        moved, flat = self._target_rows(state, targets, controls, cvals)
+        moved[...] = flat[..., list(perm)].reshape(moved.shape)
         return state
 
     def apply_pauli(self, state: np.ndarray, word: dict[int, str], out: np.ndarray | None = None) -> np.ndarray:
@@ -272,19 +269,9 @@ class NumpyBackend:
         kern = _kernels()
         if kern is not None and (res := kern.matrix_element(bra, ket, matrix, targets, controls, cvals)) is not None:
             return res
-        kpsi, axes = self._sub(ket, targets, controls, cvals)
-        bpsi, _ = self._sub(bra, targets, controls, cvals)
-        k = len(targets)
-        kmov = np.moveaxis(kpsi, axes, list(range(kpsi.ndim - k, kpsi.ndim)))
-        bmov = np.moveaxis(bpsi, axes, list(range(bpsi.ndim - k, bpsi.ndim)))
-        kflat = kmov.reshape(kmov.shape[0], -1, 2**k)
-        bflat = bmov.reshape(bmov.shape[0], -1, 2**k)
         m = np.asarray(matrix, dtype=ket.dtype)
-        if k == 0:
-            scale = m.reshape(-1) if m.ndim == 3 else m.reshape(-1)[0]  # (B,1,1) batch or one 1x1 matrix
-            return np.einsum("bmi,bmi->b", np.conj(bflat), kflat) * scale
         # <b|M|k> = sum_{m,i,j} conj(b[m,i]) M[i,j] k[m,j] = sum_{ij} M[i,j] R[i,j], R = B^H K
-        r = np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
+        r = self._reduced_rows(bra, ket, targets, controls, cvals)
         return np.einsum("ij,bij->b", m, r) if m.ndim == 2 else np.einsum("bij,bij->b", m, r)
 
     def adjoint_step(
@@ -308,11 +295,13 @@ class NumpyBackend:
         kern = _kernels()
         if kern is not None and (res := kern.reduced_outer(bra, ket, targets, controls, cvals)) is not None:
             return res
-        bpsi, axes = self._sub(bra, targets, controls, cvals)
-        kpsi, _ = self._sub(ket, targets, controls, cvals)
-        k = len(targets)
-        bflat = np.moveaxis(bpsi, axes, list(range(bpsi.ndim - k, bpsi.ndim))).reshape(bra.shape[0], -1, 2**k)
-        kflat = np.moveaxis(kpsi, axes, list(range(kpsi.ndim - k, kpsi.ndim))).reshape(ket.shape[0], -1, 2**k)
+        return self._reduced_rows(bra, ket, targets, controls, cvals)
+
+    def _reduced_rows(self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple,
+                      cvals: tuple) -> np.ndarray:
+        """Reference ``R = B^H K`` over the rows of bra and ket (the numpy path of reduced_outer)."""
+        _, bflat = self._target_rows(bra, targets, controls, cvals)
+        _, kflat = self._target_rows(ket, targets, controls, cvals)
         return np.einsum("bmi,bmj->bij", np.conj(bflat), kflat)
 
     def probs(self, state: np.ndarray, wires: tuple | None = None) -> np.ndarray:
