@@ -248,12 +248,25 @@ def Identity(wire: int | None = None) -> PauliWord:
 
 def check_observable(obs: Observable, num_wires: int) -> None:
     """Raise :class:`WireError` when ``obs`` acts on wires outside ``range(num_wires)``."""
+    span = obs.__dict__.get("_wire_span")  # observables are immutable: their wire range is computed once
+    if span is None:
+        wires = _all_wires(obs)
+        span = obs.__dict__["_wire_span"] = (min(wires), max(wires)) if wires else (0, -1)
+    if span[0] >= 0 and span[1] < num_wires:
+        return
     for w in obs.wires:
         if not 0 <= w < num_wires:
             raise WireError(f"observable {obs!r} acts on wire {w}, outside the {num_wires}-wire circuit")
     if isinstance(obs, LinearCombination):
         for t in obs.terms:
             check_observable(t, num_wires)
+
+
+def _all_wires(obs: Observable) -> list[int]:
+    wires = list(obs.wires)
+    for t in obs.terms if isinstance(obs, LinearCombination) else ():
+        wires += _all_wires(t)
+    return wires
 
 
 def apply_observable(backend: Any, state: Any, obs: Observable) -> Any:
@@ -313,6 +326,49 @@ def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tu
         cache.clear()
         cache[key] = z_diagonal(backend.xp, n, zterms)
     return cache[key], rest
+
+
+PAULI_ARRAYS_MAX_QUBITS = 16
+"""Pauli sums are packed as arrays (with a dense diagonal for their Z part) up to this many qubits."""
+
+
+def pauli_sum_arrays(obs: Observable, num_wires: int) -> tuple | None:
+    """A Pauli sum as arrays for compiled code, or None when ``obs`` is not a sum of Pauli words.
+
+    Returns ``(diag, xmasks, zmasks, coeffs)``: the real diagonal ``(2**n,)`` of all Z-only terms, and
+    per other word the bit masks of its X/Y and Y/Z letters (wire ``w`` is bit ``n-1-w``) and its
+    coefficient times ``i**(number of Y)``, so ``P|psi>[i ^ x] = c (-1)^popcount(i & z) psi[i]``.
+    Cached on the observable (they only depend on the number of wires).
+    """
+    if num_wires > PAULI_ARRAYS_MAX_QUBITS:
+        return None
+    cache = obs.__dict__.setdefault("_pauli_arrays", {})
+    if num_wires in cache:
+        return cache[num_wires]
+    lc = as_linear_combination(obs)
+    zterms, masks = [], []
+    for c, t in zip(lc.coeffs, lc.terms, strict=True):
+        if not isinstance(t, PauliWord):
+            cache[num_wires] = None
+            return None
+        if _is_diagonal_pauli(t):
+            zterms.append((c, t))
+            continue
+        x = z = ny = 0
+        for w, p in t.paulis:
+            bit = 1 << (num_wires - 1 - w)
+            x |= bit if p in "XY" else 0
+            z |= bit if p in "YZ" else 0
+            ny += p == "Y"
+        masks.append((x, z, c * 1j**ny))
+    out = (
+        z_diagonal(np, num_wires, zterms),
+        np.array([m[0] for m in masks], dtype=np.int64),
+        np.array([m[1] for m in masks], dtype=np.int64),
+        np.array([m[2] for m in masks], dtype=np.complex128),
+    )
+    cache[num_wires] = out
+    return out
 
 
 def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:

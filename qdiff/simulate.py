@@ -86,10 +86,9 @@ def final_state(
     theta_arr, tb = check_theta(circuit, theta)
     batch = batch_size(circuit, tb)
     program = program_of(circuit)
-    kernels = program.kernels(theta_arr)
     state = initial_state(be, circuit, batch or 1, dt)
-    if not cpu_program.try_forward(be, program, kernels, state):
-        for kern in kernels:
+    if not cpu_program.try_forward(be, program, theta_arr, state):
+        for kern in program.kernels(theta_arr):
             apply_kernel(be, state, kern)
     return state, batch is not None
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..spectral import spectral_plan
+
 MAX_QUBITS = 12
 """States up to this many qubits use the whole-circuit executor (larger ones: per-gate kernels)."""
 
@@ -119,45 +121,188 @@ def run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start,
             _apply(bras[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], True)
 
 
-class PackedProgram:
-    """A program's gates as flat arrays for the compiled executor (structure only; data per call)."""
+@njit(cache=True)
+def _spectral_factor(v, lam, projs, nev, base, derivative, tmp, out):  # pragma: no cover - compiled
+    """``out = sum_j exp(i v l_j) P_j U(0)`` (times ``i l_j`` for the derivative), on padded 4 x 4 blocks."""
+    tmp[:] = 0
+    for j in range(nev):
+        w = np.exp(1j * v * lam[j])
+        if derivative:
+            w = w * 1j * lam[j]
+        for r in range(4):
+            for c in range(4):
+                tmp[r, c] += w * projs[j, r, c]
+    _mul(tmp, base, out)
 
-    def __init__(self, num_wires: int, kernels: list[Any], derivs: dict[int, list] | None):
-        n = num_wires
-        keep = [i for i, kern in enumerate(kernels) if kern.kind != "identity"]
-        self.keep = keep
-        self.shared: dict[str, Any] = {}  # memo shared by the packings of one program (same gate layout)
+
+@njit(cache=True)
+def _mul(a, b, out):  # pragma: no cover - compiled
+    """``out = a @ b`` for 4 x 4 blocks (``out`` distinct from both)."""
+    out[:] = 0
+    for r in range(4):
+        for m in range(4):
+            x = a[r, m]
+            if x != 0:
+                for c in range(4):
+                    out[r, c] += x * b[m, c]
+
+
+@njit(cache=True)
+def _store(out, u, dagger):  # pragma: no cover - compiled
+    for r in range(4):
+        for c in range(4):
+            out[r, c] = np.conj(u[c, r]) if dagger else u[r, c]
+
+
+@njit(cache=True)
+def bind_spectral(theta, fstart, f_pidx, f_coeff, f_offset, f_nev, f_evals, f_projs, f_base, const, inverse,
+                  occ_gate, occ_factor, mats, dmats):  # pragma: no cover - compiled
+    """Gate matrices ``mats (B, L, 4, 4)`` and derivative matrices ``dmats (B, Q, 4, 4)`` for ``theta (B, P)``."""
+    n_gates = fstart.shape[0] - 1
+    n_factors = fstart[n_gates]
+    fm = np.zeros((max(n_factors, 1), 4, 4), dtype=np.complex128)
+    vals = np.zeros(max(n_factors, 1))
+    u = np.zeros((4, 4), dtype=np.complex128)
+    tmp = np.zeros((4, 4), dtype=np.complex128)
+    dfac = np.zeros((4, 4), dtype=np.complex128)
+    for b in range(theta.shape[0]):
+        for f in range(n_factors):
+            p = f_pidx[f]
+            vals[f] = f_offset[f] + (f_coeff[f] * theta[b, p] if p >= 0 else 0.0)
+            _spectral_factor(vals[f], f_evals[f], f_projs[f], f_nev[f], f_base[f], False, tmp, fm[f])
+        for g in range(n_gates):
+            if fstart[g] == fstart[g + 1]:
+                _store(mats[b, g], const[g], False)
+                continue
+            for f in range(fstart[g], fstart[g + 1]):
+                if f == fstart[g]:
+                    u[:] = fm[f]
+                else:
+                    _mul(fm[f], u, tmp)
+                    u[:] = tmp
+            _store(mats[b, g], u, inverse[g])
+        for q in range(occ_gate.shape[0]):
+            g, fq = occ_gate[q], occ_factor[q]
+            _spectral_factor(vals[fq], f_evals[fq], f_projs[fq], f_nev[fq], f_base[fq], True, tmp, dfac)
+            for f in range(fstart[g], fstart[g + 1]):
+                if f == fstart[g]:
+                    u[:] = dfac if f == fq else fm[f]
+                else:
+                    _mul(dfac if f == fq else fm[f], u, tmp)
+                    u[:] = tmp
+            _store(dmats[b, q], u, inverse[g])
+
+
+@njit(cache=True)
+def run_expval_grad(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats,
+                    diag, xmasks, zmasks, tcoeffs, values, grad):  # pragma: no cover - compiled
+    """Forward pass, ``<O>`` of a Pauli sum (diagonal part + X/Y words), bra ``O|psi>``, backward sweep."""
+    run_forward(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats)
+    bras = np.empty_like(kets)
+    n_amp = kets.shape[1]
+    for b in range(kets.shape[0]):
+        ket, bra = kets[b], bras[b]
+        for i in range(n_amp):
+            bra[i] = diag[i] * ket[i]
+        for t in range(xmasks.shape[0]):
+            x, z, c = xmasks[t], zmasks[t], tcoeffs[t]
+            for i in range(n_amp):
+                bra[i ^ x] += (-c if _parity_odd(i & z) else c) * ket[i]
+        s = 0.0
+        for i in range(n_amp):
+            s += (np.conj(ket[i]) * bra[i]).real
+        values[b] = s
+    run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats, grad)
+
+
+@njit(cache=True, inline="always")
+def _parity_odd(v):  # pragma: no cover - compiled
+    odd = False
+    while v:
+        v &= v - 1
+        odd = not odd
+    return odd
+
+
+def _constant_matrix(kern: Any) -> np.ndarray | None:
+    """A parameter-free kernel as a dense matrix on its targets (None when its data is batched)."""
+    d = 2 ** len(kern.wires)
+    if kern.kind == "permutation":
+        return np.eye(d, dtype=complex)[list(kern.data)]
+    data = np.asarray(kern.data)
+    if kern.kind == "diagonal":
+        return np.diag(data) if data.ndim == 1 else None
+    return data if data.ndim == 2 else None
+
+
+class PackedProgram:
+    """A program's gates as flat arrays for the compiled executor: geometry once, data per call.
+
+    Gate data comes from the program's :class:`~qdiff.spectral.SpectralPlan`, bound in one compiled call,
+    or (for gates without a spectral form, e.g. batched constant matrices) from the program's kernels.
+    """
+
+    def __init__(self, program: Any):
+        n = program.circuit.num_wires
+        ops = program.operations
+        self.program = program
+        self.keep = keep = [i for i, op in enumerate(ops) if op.gate.kind != "identity"]
         L = len(keep)
-        self.kinds = np.array([DIAGONAL if kernels[i].kind == "diagonal" else DENSE for i in keep], dtype=np.int64)
-        self.ks = np.array([len(kernels[i].wires) for i in keep], dtype=np.int64)
-        self.b0s = np.array([n - 1 - kernels[i].wires[0] for i in keep], dtype=np.int64)
-        self.b1s = np.array([n - 1 - kernels[i].wires[-1] for i in keep], dtype=np.int64)
+        self.kinds = np.array([DIAGONAL if ops[i].gate.kind == "diagonal" else DENSE for i in keep], dtype=np.int64)
+        self.ks = np.array([len(ops[i].wires) for i in keep], dtype=np.int64)
+        self.b0s = np.array([n - 1 - ops[i].wires[0] for i in keep], dtype=np.int64)
+        self.b1s = np.array([n - 1 - ops[i].wires[-1] for i in keep], dtype=np.int64)
         self.cmasks = np.zeros(L, dtype=np.int64)
         self.cvals = np.zeros(L, dtype=np.int64)
         for g, i in enumerate(keep):
-            for c, v in zip(kernels[i].controls, kernels[i].control_values, strict=True):
+            for c, v in zip(ops[i].controls, ops[i].control_values, strict=True):
                 self.cmasks[g] |= 1 << (n - 1 - c)
                 self.cvals[g] |= v << (n - 1 - c)
-        self.occ_start = np.zeros(L + 1, dtype=np.int64)
-        params, coeffs = [], []
-        if derivs is not None:
-            for g, i in enumerate(keep):
-                entries = derivs.get(i, [])
-                self.occ_start[g + 1] = self.occ_start[g] + len(entries)
-                params += [ref.index for ref, _ in entries]
-                coeffs += [ref.coeff for ref, _ in entries]
-        self.occ_param = np.array(params, dtype=np.int64)
-        self.occ_coeff = np.array(coeffs, dtype=float)
+        fixed = program._constant_kernels[False]
+        constants = [(_constant_matrix(fixed[i]) if i in fixed else None) for i in keep]
+        batched_constant = any(c is None and i in fixed for c, i in zip(constants, keep, strict=True))
+        self.spectral = None if batched_constant else spectral_plan([ops[i] for i in keep], constants)
+        self._occurrences: tuple | None = None
 
-    def matrices(self, kernels: list[Any], batch: int) -> np.ndarray:
-        """Gate data padded to ``(Bm, L, 4, 4)`` (diagonals on the diagonal; permutations as matrices)."""
-        last = self.shared.get("matrices")
-        if last is not None and last[0] is kernels and last[1] == batch:
-            return last[2]
-        per_op = [kernels[i] for i in self.keep]
-        bm = batch  # unbatched gate data broadcasts over the batch
-        mats = np.zeros((bm, len(per_op), 4, 4), dtype=np.complex128)
-        for g, kern in enumerate(per_op):
+    def matrices(self, theta: np.ndarray, batch: int, derivatives: bool = False) -> tuple[np.ndarray, Any]:
+        """Gate matrices ``(Bm, L, 4, 4)`` (and derivative matrices ``(Bm, Q, 4, 4)``) at ``theta``."""
+        sp = self.spectral
+        if sp is None:
+            return self._kernel_matrices(theta, batch, derivatives)
+        t2 = theta.reshape(-1, theta.shape[-1]) if theta.size else np.zeros((1, max(theta.shape[-1], 1)))
+        bm = t2.shape[0]
+        mats = np.empty((bm, len(self.keep), 4, 4), dtype=np.complex128)
+        dmats = np.empty((bm, max(1, len(sp.occ_gate)) if derivatives else 0, 4, 4), dtype=np.complex128)
+        occ_gate = sp.occ_gate if derivatives else sp.occ_gate[:0]
+        bind_spectral(t2, sp.fstart, sp.f_pidx, sp.f_coeff, sp.f_offset, sp.f_nev, sp.f_evals, sp.f_projs,
+                      sp.f_base, sp.const, sp.inverse, occ_gate, sp.occ_factor, mats, dmats)
+        return mats, dmats
+
+    def occurrences(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(occ_start, occ_param, occ_coeff) matching the derivative matrices; None if some gate is too wide."""
+        if self.spectral is not None:
+            return self.spectral.occ_start, self.spectral.occ_param, self.spectral.occ_coeff
+        if self._occurrences is None:
+            derivs = self.program.derivatives(theta)
+            if any(d is None for d in derivs.values()):
+                self._occurrences = (None,)
+            else:
+                start = np.zeros(len(self.keep) + 1, dtype=np.int64)
+                params, coeffs = [], []
+                for g, i in enumerate(self.keep):
+                    entries = derivs.get(i, [])
+                    start[g + 1] = start[g] + len(entries)
+                    params += [ref.index for ref, _ in entries]
+                    coeffs += [ref.coeff for ref, _ in entries]
+                self._occurrences = (start, np.array(params, dtype=np.int64), np.array(coeffs, dtype=float))
+        return None if self._occurrences[0] is None else self._occurrences  # type: ignore[return-value]
+
+    def _kernel_matrices(self, theta: np.ndarray, batch: int, derivatives: bool) -> tuple[np.ndarray, Any]:
+        """Gate data from the program's kernels (and derivative dict), padded to 4 x 4 blocks."""
+        kernels = self.program.kernels(theta)
+        mats = np.zeros((batch, len(self.keep), 4, 4), dtype=np.complex128)
+        for g, i in enumerate(self.keep):
+            kern = kernels[i]
             d = 2 ** len(kern.wires)
             if kern.kind == "diagonal":
                 diag = np.asarray(kern.data)
@@ -167,30 +312,28 @@ class PackedProgram:
                 mats[:, g, :d, :d] = np.eye(d)[list(kern.data)]
             else:
                 mats[:, g, :d, :d] = kern.data
-        self.shared["matrices"] = (kernels, batch, mats)
-        return mats
-
-    def derivative_matrices(self, derivs: dict[int, list], batch: int) -> np.ndarray:
-        """Derivative matrices padded to ``(Bd, Q, 4, 4)``."""
+        if not derivatives:
+            return mats, None
+        derivs = self.program.derivatives(theta)
         entries = [d for i in self.keep for _, d in derivs.get(i, [])]
-        bd = batch
-        out = np.zeros((bd, max(1, len(entries)), 4, 4), dtype=np.complex128)
+        dmats = np.zeros((batch, max(1, len(entries)), 4, 4), dtype=np.complex128)
         for q, d in enumerate(entries):
-            size = d.shape[-1]
-            out[:, q, :size, :size] = d
-        return out
+            dmats[:, q, : d.shape[-1], : d.shape[-1]] = d
+        return mats, dmats
 
 
-def eligible(num_wires: int, kernels: list[Any], dtype: Any) -> bool:
-    """Whether the whole-circuit executor can run these kernels (small state, <= 2 targets, complex128)."""
-    if num_wires > MAX_QUBITS or np.dtype(dtype) != np.complex128:
-        return False
-    for kern in kernels:
-        if kern.kind == "identity":
-            continue
-        if kern.kind not in ("dense", "diagonal", "permutation") or not 1 <= len(kern.wires) <= 2:
-            return False
-    return True
+def packing(program: Any) -> PackedProgram | None:
+    """The program's cached packing, or None when the executor cannot run it (wide gates, many qubits)."""
+    cached = getattr(program, "_cpu_packing", None)
+    if cached is None:
+        ok = program.circuit.num_wires <= MAX_QUBITS and all(
+            op.gate.kind == "identity" or (op.gate.kind in ("dense", "diagonal", "permutation")
+                                           and 1 <= len(op.wires) <= 2)
+            for op in program.operations
+        )
+        cached = PackedProgram(program) if ok else False
+        program._cpu_packing = cached
+    return cached or None
 
 
 def enabled(backend: Any) -> bool:
@@ -200,43 +343,51 @@ def enabled(backend: Any) -> bool:
     return getattr(backend, "name", "") == "numpy" and os.environ.get("QDIFF_KERNELS", "").lower() != "numpy"
 
 
-def _packed(program: Any, kernels: list[Any], derivs: dict | None) -> PackedProgram:
-    """The program's cached packing (one with derivative bookkeeping, one without)."""
-    attr = "_packed_adjoint" if derivs is not None else "_packed_forward"
-    packed = getattr(program, attr, None)
-    if packed is None:
-        packed = PackedProgram(program.circuit.num_wires, kernels, derivs)
-        other = getattr(program, "_packed_forward" if derivs is not None else "_packed_adjoint", None)
-        if other is not None:
-            packed.shared = other.shared  # the forward pass and the sweep of one gradient bind the same theta
-        setattr(program, attr, packed)
-    return packed
+def _usable(backend: Any, program: Any, *states: np.ndarray) -> PackedProgram | None:
+    if not enabled(backend) or any(s.dtype != np.complex128 or not s.flags.c_contiguous for s in states):
+        return None
+    return packing(program)
 
 
-def try_forward(backend: Any, program: Any, kernels: list[Any], state: np.ndarray) -> bool:
+def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> bool:
     """Run the whole forward pass compiled if eligible; False leaves the state untouched."""
-    n = program.circuit.num_wires
-    if not enabled(backend) or not eligible(n, kernels, state.dtype) or not state.flags.c_contiguous:
+    p = _usable(backend, program, state)
+    if p is None:
         return False
-    p = _packed(program, kernels, None)
-    run_forward(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, p.matrices(kernels, state.shape[0]))
+    mats, _ = p.matrices(theta, state.shape[0])
+    run_forward(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats)
     return True
 
 
 def try_adjoint(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray) -> Any:
     """Run the whole backward sweep compiled if eligible: the gradient ``(B, P)``, or None."""
-    n = program.circuit.num_wires
-    if not enabled(backend) or bra.dtype != np.complex128 or not (bra.flags.c_contiguous and ket.flags.c_contiguous):
+    p = _usable(backend, program, bra, ket)
+    if p is None:
         return None
-    kernels = program.kernels(theta)
-    if not eligible(n, kernels, bra.dtype):
+    occ = p.occurrences(theta)
+    if occ is None:
         return None
-    derivs = program.derivatives(theta)
-    if any(d is None for d in derivs.values()):
-        return None
-    p = _packed(program, kernels, derivs)
     b = bra.shape[0]
+    mats, dmats = p.matrices(theta, b, derivatives=True)
     grad = np.zeros((b, program.circuit.num_params))
-    run_adjoint(bra, ket, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, p.matrices(kernels, b), p.occ_start,
-                p.occ_param, p.occ_coeff, p.derivative_matrices(derivs, b), grad)
+    run_adjoint(bra, ket, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, *occ, dmats, grad)
     return grad
+
+
+def try_expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray, pauli_sum: tuple) -> Any:
+    """``(<O> (B,), d<O>/dtheta (B, P))`` in one compiled call for a Pauli-sum ``O``, or None.
+
+    ``pauli_sum`` is :func:`qdiff.observables.pauli_sum_arrays`' output; ``state`` is the initial
+    state (consumed).
+    """
+    p = _usable(backend, program, state)
+    if p is None or p.spectral is None:
+        return None
+    sp = p.spectral
+    b = state.shape[0]
+    mats, dmats = p.matrices(theta, b, derivatives=True)
+    values = np.zeros(b)
+    grad = np.zeros((b, program.circuit.num_params))
+    run_expval_grad(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, sp.occ_start, sp.occ_param,
+                    sp.occ_coeff, dmats, *pauli_sum, values, grad)
+    return values, grad

@@ -19,9 +19,10 @@ from ..backends import cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
 from ..gates import Generator
-from ..measure import Measurement
+from ..measure import Expval, Measurement
+from ..observables import pauli_sum_arrays
 from ..program import apply_kernel, compile_operation, program_of
-from ..simulate import batch_size, factor_operations, final_state, resolve_dtype
+from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
 from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape, real_cotangent
 
 SHOTS_MESSAGE = (
@@ -137,6 +138,32 @@ def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any
     return be, dt, theta, state, batched
 
 
+def _compiled_expval(circuit: Circuit, measurements: list[Measurement], params: Any, backend: Any, dtype: Any,
+                     shots: Any) -> tuple | None:
+    """Value and gradient of one Pauli-sum expval in one compiled call (small states on the CPU), or None.
+
+    For a few qubits Python's per-call work dominates; this path validates, then binds the gates, runs
+    the forward pass, the expectation and the backward sweep in a single numba call.
+    """
+    n = circuit.num_wires
+    if shots is not None or len(measurements) != 1 or type(measurements[0]) is not Expval \
+            or n > cpu_program.MAX_QUBITS:
+        return None
+    be = get_backend(backend, n)
+    if not cpu_program.enabled(be) or resolve_dtype(dtype) != np.complex128:
+        return None
+    arrays = pauli_sum_arrays(measurements[0].obs, n)
+    if arrays is None:
+        return None
+    theta, tb = check_theta(circuit, params)
+    batch = batch_size(circuit, tb)
+    state = initial_state(be, circuit, batch or 1, np.complex128)
+    out = cpu_program.try_expval_grad(be, program_of(circuit), theta, state, arrays)
+    if out is None:
+        return None
+    return [out[0]], [out[1]], batch is not None
+
+
 def adjoint_jacobian(
     circuit: Circuit, measurements: list[Measurement], params: Any, *, backend: Any = "numpy",
     dtype: Any = None, shots: Any = None,
@@ -146,6 +173,8 @@ def adjoint_jacobian(
     One backward sweep per output component (expval/var: one; probs: one per outcome). Components
     are stacked along the batch axis, several per sweep when they fit in ``ROW_BATCH_BYTES``.
     """
+    if (fast := _compiled_expval(circuit, measurements, params, backend, dtype, shots)) is not None:
+        return fast
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
     from ..measure import measure
 
