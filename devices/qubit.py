@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ import qdiff.measure as qm
 from qdiff.backends import cupy_status, get_backend
 from qdiff.errors import QDiffError
 from qdiff.simulate import apply_operation, final_state, initial_state
+from qdiff.threads import check_num_threads, num_threads
 
 from .convert import (
     convert_tape,
@@ -183,6 +185,17 @@ def _adjoint_op(op: Any, matrix_ok: bool) -> bool:
     return True
 
 
+def _with_threads(method: Any) -> Any:
+    """Run a device entry point with the device's ``threads`` option in force (numba kernels)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with num_threads(self._threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 @simulator_tracking
 @single_tape_support
 class QDiffQubit(Device):
@@ -195,18 +208,24 @@ class QDiffQubit(Device):
             when a GPU is usable, else numpy).
         c_dtype: ``np.complex128`` (default) or ``np.complex64``.
         seed (int, None, numpy.random.Generator): seed of the sampling generator.
+        threads (int, None): CPU threads for the compiled kernels during this device's executions
+            (1 .. NUMBA_NUM_THREADS); None uses the process setting (``qdiff.set_num_threads``).
     """
 
     config_filepath = Path(__file__).parent / "qdiff_qubit.toml"
     _device_options = ("backend", "c_dtype", "rng")
 
     def __init__(self, wires: Any = None, shots: Any = None, *, backend: str = "numpy",
-                 c_dtype: Any = np.complex128, seed: Any = None, **options: Any):
+                 c_dtype: Any = np.complex128, seed: Any = None, threads: int | None = None, **options: Any):
         if options:
             raise DeviceError(
                 f"{NAME} got unknown option(s) {', '.join(sorted(options))}; "
-                "valid options: wires, shots, backend, c_dtype, seed"
+                "valid options: wires, shots, backend, c_dtype, seed, threads"
             )
+        try:
+            self._threads = None if threads is None else check_num_threads(threads)
+        except QDiffError as exc:
+            raise DeviceError(f"{NAME}: {exc}") from exc
         if not isinstance(backend, str) or backend.lower() not in BACKENDS:
             raise DeviceError(f"{NAME}: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         backend = backend.lower()
@@ -395,6 +414,7 @@ class QDiffQubit(Device):
         out = [m.process(tape, self) if isinstance(m, MeasurementTransform) else next(it) for m in tape.measurements]
         return pack(out)
 
+    @_with_threads
     def execute(self, circuits: Any, execution_config: ExecutionConfig | None = None) -> Any:
         """Run each tape as one (possibly batched) qdiff simulation."""
         config = execution_config or ExecutionConfig()
@@ -510,11 +530,13 @@ class QDiffQubit(Device):
             raise DeviceError(f"{NAME}: {exc}") from exc
         return (pack(list(values)) if with_values else None), _format_jacobian(tape, conv, jacs)
 
+    @_with_threads
     def compute_derivatives(self, circuits: Any, execution_config: ExecutionConfig | None = None) -> Any:
         """Adjoint Jacobians, one per tape, in PennyLane's nesting (measurement, parameter)."""
         method = _qdiff_method(execution_config)
         return tuple(self._jacobian(tape, False, method)[1] for tape in circuits)
 
+    @_with_threads
     def execute_and_compute_derivatives(self, circuits: Any, execution_config: ExecutionConfig | None = None) -> Any:
         """Results and adjoint Jacobians from one forward pass per tape."""
         method = _qdiff_method(execution_config)
@@ -565,12 +587,14 @@ class QDiffQubit(Device):
         shapes = {np.shape(o) for o in out}
         return values, (RaggedVJP(out) if len(shapes) > 1 else tuple(out))
 
+    @_with_threads
     def compute_vjp(self, circuits: Any, cotangents: Any, execution_config: ExecutionConfig | None = None) -> Any:
         """Vector-Jacobian products by one adjoint sweep per tape."""
         interface = (execution_config or ExecutionConfig()).interface
         method = _qdiff_method(execution_config)
         return tuple(self._vjp(t, c, interface, method)[1] for t, c in zip(circuits, cotangents, strict=True))
 
+    @_with_threads
     def execute_and_compute_vjp(self, circuits: Any, cotangents: Any,
                                 execution_config: ExecutionConfig | None = None) -> Any:
         """Results and VJPs."""

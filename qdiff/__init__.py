@@ -15,6 +15,7 @@ from .execute import counts, execute, expval, probs, sample, state, var
 from .gradients import grad, hessian, jacobian, jvp, matrix_vjp, value_and_grad, value_and_jacobian, vjp
 from .measure import Counts, DensityMatrix, Expval, Probs, Sample, State, Var
 from .observables import Hermitian, Identity, LinearCombination, PauliWord, Product, SparseHermitian, X, Y, Z
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __all__ = [
     "__version__", "errors", "gates", "get_backend",
@@ -23,4 +24,5 @@ __all__ = [
     "execute", "expval", "var", "probs", "state", "sample", "counts",
     "Expval", "Var", "Probs", "State", "DensityMatrix", "Sample", "Counts",
     "PauliWord", "Hermitian", "Product", "LinearCombination", "SparseHermitian", "X", "Y", "Z", "Identity",
+    "get_num_threads", "set_num_threads", "num_threads",
 ]
