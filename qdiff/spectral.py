@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,79 +96,73 @@ def _pad(m: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _packed_factors(name: str, k: int) -> tuple[tuple[Any, int, np.ndarray, np.ndarray, np.ndarray], ...]:
+    """Per factor of ``name`` on ``k`` wires: (param, #eigenvalues, eigenvalues (4,), projectors (4, 4, 4),
+    U(0) (4, 4)), zero-padded to 4 x 4 blocks once so packing a circuit only gathers them."""
+    out = []
+    for f in gate_spectra(name, k) or ():
+        m = len(f.eigenvalues)
+        projs = np.zeros((MAX_DIM, MAX_DIM, MAX_DIM), dtype=complex)
+        projs[:m] = [_pad(p) for p in f.projectors]
+        out.append((f.param, m, np.pad(f.eigenvalues, (0, MAX_DIM - m)), projs, _pad(f.base)))
+    return tuple(out)
+
+
 class SpectralPlan:
     """A circuit's gates (each on <= 2 targets) as spectral factors and constants, in flat arrays.
 
     Gate ``g`` is the product of factors ``fstart[g] .. fstart[g+1]-1`` (constant ``const[g]`` when it
     has none), daggered when ``inverse[g]``. Factor ``f`` has value ``coeff[f] * theta[pidx[f]] +
-    offset[f]`` (``pidx = -1``: constant). Occurrence ``q`` (gate ``ogate[q]``, factor ``ofactor[q]``)
-    contributes ``occ_coeff[q] * d/dv`` to parameter ``occ_param[q]``; they are sorted by gate, with
-    ``occ_start`` the per-gate offsets.
+    offset[f]`` (``pidx = -1``: constant). Occurrence ``q`` (gate ``occ_gate[q]``, factor ``occ_factor[q]``)
+    contributes ``occ_coeff[q] * d/dv`` to parameter ``occ_param[q]``; occurrences are sorted by gate,
+    with ``occ_start`` the per-gate offsets.
     """
 
     def __init__(self, ops: list[Operation], constants: list[np.ndarray | None]):
-        f_pidx: list[int] = []
-        f_coeff: list[float] = []
-        f_offset: list[float] = []
-        f_nev: list[int] = []
-        f_evals: list[np.ndarray] = []
-        f_projs: list[np.ndarray] = []
-        f_base: list[np.ndarray] = []
-        fstart = [0]
-        occ_gate: list[int] = []
-        occ_factor: list[int] = []
-        occ_param: list[int] = []
-        occ_coeff: list[float] = []
-        occ_start = [0]
+        f_src: list[tuple[int, float, float]] = []  # (pidx, coeff, offset)
+        f_data: list[tuple] = []
+        fstart, occ_start = [0], [0]
+        occ: list[tuple[int, int, int, float]] = []  # (gate, factor, param, coeff)
         L = len(ops)
         self.const = np.zeros((L, MAX_DIM, MAX_DIM), dtype=complex)
         # constants come with the op's adjoint already applied; factor products are daggered when bound
         self.inverse = np.array([op.inverse and c is None for op, c in zip(ops, constants, strict=True)],
                                 dtype=np.bool_)
-        self.dim = np.array([2 ** len(op.wires) for op in ops], dtype=np.int64)
         for g, op in enumerate(ops):
             if constants[g] is not None:
-                self.const[g] = _pad(constants[g])
+                self.const[g] = constants[g]
             else:
-                for f in gate_spectra(op.gate.name, len(op.wires)) or ():
-                    p = op.params[f.param] if isinstance(f.param, int) else float(f.param)
+                for param, *data in _packed_factors(op.gate.name, len(op.wires)):
+                    p = op.params[param] if isinstance(param, int) else float(param)
                     if isinstance(p, ParamRef):
-                        f_pidx.append(p.index)
-                        f_coeff.append(p.coeff)
-                        f_offset.append(p.offset)
-                        occ_gate.append(g)
-                        occ_factor.append(len(f_pidx) - 1)
-                        occ_param.append(p.index)
-                        occ_coeff.append(p.coeff)
+                        occ.append((g, len(f_src), p.index, p.coeff))
+                        f_src.append((p.index, p.coeff, p.offset))
                     else:
-                        f_pidx.append(-1)
-                        f_coeff.append(0.0)
-                        f_offset.append(float(p))
-                    m = len(f.eigenvalues)
-                    f_nev.append(m)
-                    f_evals.append(np.pad(f.eigenvalues, (0, MAX_DIM - m)))
-                    f_projs.append(np.stack([_pad(p) for p in f.projectors] + [np.zeros((4, 4))] * (MAX_DIM - m)))
-                    f_base.append(_pad(f.base))
-            fstart.append(len(f_pidx))
-            occ_start.append(len(occ_gate))
-        nf = max(1, len(f_pidx))
+                        f_src.append((-1, 0.0, float(p)))
+                    f_data.append(data)
+            fstart.append(len(f_src))
+            occ_start.append(len(occ))
+        if not f_src:  # keep every array non-empty for the compiled code
+            f_src, f_data = [(-1, 0.0, 0.0)], [(0, np.zeros(MAX_DIM), np.zeros((4, 4, 4), complex),
+                                                np.zeros((4, 4), complex))]
         self.fstart = np.array(fstart, dtype=np.int64)
-        self.f_pidx = np.array(f_pidx or [-1], dtype=np.int64)
-        self.f_coeff = np.array(f_coeff or [0.0])
-        self.f_offset = np.array(f_offset or [0.0])
-        self.f_nev = np.array(f_nev or [0], dtype=np.int64)
-        self.f_evals = np.array(f_evals).reshape(-1, MAX_DIM) if f_evals else np.zeros((nf, MAX_DIM))
-        self.f_projs = np.array(f_projs, dtype=complex) if f_projs else np.zeros((nf, MAX_DIM, 4, 4), complex)
-        self.f_base = np.array(f_base, dtype=complex) if f_base else np.zeros((nf, 4, 4), complex)
-        self.occ_gate = np.array(occ_gate, dtype=np.int64)
-        self.occ_factor = np.array(occ_factor, dtype=np.int64)
-        self.occ_param = np.array(occ_param, dtype=np.int64)
-        self.occ_coeff = np.array(occ_coeff, dtype=float)
+        self.f_pidx = np.array([s[0] for s in f_src], dtype=np.int64)
+        self.f_coeff = np.array([s[1] for s in f_src])
+        self.f_offset = np.array([s[2] for s in f_src])
+        self.f_nev = np.array([d[0] for d in f_data], dtype=np.int64)
+        self.f_evals = np.array([d[1] for d in f_data])
+        self.f_projs = np.array([d[2] for d in f_data])
+        self.f_base = np.array([d[3] for d in f_data])
+        self.occ_gate = np.array([o[0] for o in occ], dtype=np.int64)
+        self.occ_factor = np.array([o[1] for o in occ], dtype=np.int64)
+        self.occ_param = np.array([o[2] for o in occ], dtype=np.int64)
+        self.occ_coeff = np.array([o[3] for o in occ], dtype=float)
         self.occ_start = np.array(occ_start, dtype=np.int64)
 
 
 def spectral_plan(ops: list[Operation], constants: list[np.ndarray | None]) -> SpectralPlan | None:
-    """A :class:`SpectralPlan` for ``ops`` (``constants[g]``: matrix of a parameter-free op), or None.
+    """A :class:`SpectralPlan` for ``ops`` (``constants[g]``: padded 4 x 4 matrix of a parameter-free op), or None.
 
     None when some parameterised op has no spectral form (wide, hyper data such as a Pauli word) or
     carries per-batch constant parameters.

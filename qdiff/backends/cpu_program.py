@@ -9,6 +9,7 @@ Serial on purpose: threads cost more than they save at this size.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -225,14 +226,23 @@ def _parity_odd(v):  # pragma: no cover - compiled
 
 
 def _constant_matrix(kern: Any) -> np.ndarray | None:
-    """A parameter-free kernel as a dense matrix on its targets (None when its data is batched)."""
-    d = 2 ** len(kern.wires)
+    """A parameter-free kernel as a padded 4 x 4 matrix on its targets (None when its data is batched)."""
     if kern.kind == "permutation":
-        return np.eye(d, dtype=complex)[list(kern.data)]
+        return _permutation_matrix(tuple(kern.data))
     data = np.asarray(kern.data)
-    if kern.kind == "diagonal":
-        return np.diag(data) if data.ndim == 1 else None
-    return data if data.ndim == 2 else None
+    if data.ndim != (1 if kern.kind == "diagonal" else 2):
+        return None
+    out = np.zeros((4, 4), dtype=complex)
+    d = data.shape[-1]
+    out[:d, :d] = np.diag(data) if kern.kind == "diagonal" else data
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _permutation_matrix(perm: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros((4, 4), dtype=complex)
+    out[np.arange(len(perm)), list(perm)] = 1.0
+    return out
 
 
 class PackedProgram:
