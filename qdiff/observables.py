@@ -404,7 +404,7 @@ def expectation(backend: Any, state: Any, obs: Observable) -> Any:
         diag, rest = split_diagonal_terms(backend, state, obs)
         total = backend.xp.zeros(state.shape[0])
         if diag is not None:
-            total = total + (state.real**2 + state.imag**2) @ diag
+            total = total + backend.expval_diagonal(state, diag)
         for c, t in rest:
             total = total + c * expectation(backend, state, t)
         return total

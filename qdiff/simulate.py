@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import cpu_program, get_backend
+from .backends import cpu_blocked, cpu_program, get_backend
 from .circuit import Circuit, Operation, check_theta
 from .errors import ParameterError, StateError
 from .gates import GATES
@@ -87,7 +87,8 @@ def final_state(
     batch = batch_size(circuit, tb)
     program = program_of(circuit)
     state = initial_state(be, circuit, batch or 1, dt)
-    if not cpu_program.try_forward(be, program, theta_arr, state):
+    if not (cpu_program.try_forward(be, program, theta_arr, state)
+            or cpu_blocked.try_forward(be, program, theta_arr, state)):
         for kern in program.kernels(theta_arr):
             apply_kernel(be, state, kern)
     return state, batch is not None

@@ -850,6 +850,34 @@ def expval_pauli(state: np.ndarray, word: dict):
     return val if all(p == "Z" for p in word.values()) else val.astype(state.real.dtype)
 
 
+@_twins
+def _k_diag_expval(v, diag, seg_bits, partial):
+    """partial[b, s] = sum over segment s of row b of diag[i] |v[b, i]|^2 (v flat complex)."""
+    n_amp = np.uint64(diag.shape[0])
+    nseg = np.uint64(partial.shape[1])
+    seg = n_amp >> seg_bits
+    for t_ in prange(np.uint64(partial.shape[0]) * nseg):
+        t = np.uint64(t_)
+        b = t // nseg
+        start = (t % nseg) * seg
+        row = b * n_amp
+        acc = 0.0
+        for i in range(start, start + seg):
+            a = v[row + i]
+            acc += diag[i] * (a.real * a.real + a.imag * a.imag)
+        partial[b, t % nseg] = acc
+
+
+def expval_diagonal(state: np.ndarray, diag: np.ndarray):
+    """``sum_i diag[i] |state[b, i]|^2`` per batch entry, in one pass without temporaries."""
+    if not _is_state(state) or type(diag) is not np.ndarray or diag.dtype != np.float64 or diag.ndim != 1:
+        return None
+    sb = _seg_bits(_nbits(state), state.shape[0])
+    partial = np.empty((state.shape[0], 1 << (_nbits(state) - sb)), dtype=np.float64)
+    _k_diag_expval[_par(state)](state.reshape(-1), np.ascontiguousarray(diag), np.uint64(sb), partial)
+    return partial.sum(axis=1)
+
+
 def probs(state: np.ndarray, wires: tuple | None = None):
     """Marginal probabilities ``(B, 2**len(wires))`` on ``wires`` in the order given."""
     if not _is_state(state):

@@ -289,6 +289,10 @@ class CupyBackend:
         bra, ket = self._pair(bra, ket)
         return self._kernels()["inner"](bra, ket, axis=1)
 
+    def expval_diagonal(self, state: Any, diag: Any) -> Any:
+        """``sum_i diag[i] |state[b, i]|^2`` per batch entry for a real diagonal observable, shape ``(B,)``."""
+        return (state.real**2 + state.imag**2) @ diag
+
     def expval_pauli(self, state: Any, word: dict[int, str]) -> Any:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real (state's real dtype), without a matrix."""
         n, batch = self._check_state(state)

@@ -243,6 +243,13 @@ class NumpyBackend:
             return res
         return np.einsum("bi,bi->b", np.conj(bra), ket)
 
+    def expval_diagonal(self, state: np.ndarray, diag: np.ndarray) -> np.ndarray:
+        """``sum_i diag[i] |state[b, i]|^2`` per batch entry for a real diagonal observable, shape ``(B,)``."""
+        kern = _kernels()
+        if kern is not None and (res := kern.expval_diagonal(state, diag)) is not None:
+            return res
+        return (state.real**2 + state.imag**2) @ diag
+
     def expval_pauli(self, state: np.ndarray, word: dict[int, str]) -> np.ndarray:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real, without a matrix."""
         kern = _kernels()

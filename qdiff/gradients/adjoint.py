@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import cpu_program, get_backend
+from ..backends import cpu_blocked, cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
 from ..gates import Generator
@@ -67,12 +67,14 @@ def backward_sweep(
         return fast, mgrads
     inverses = program.kernels(theta, inverse=True)
     all_derivs = program.derivatives(theta)
-    for index in range(len(circuit.operations) - 1, -1, -1):
+
+    def step(index: int) -> None:
+        """Un-apply operation ``index`` from ket and bra, reading its derivatives in between."""
         op = circuit.operations[index]
         derivs = all_derivs.get(index, [])
         if derivs is None:
             _sweep_factors(backend, op, theta, bra, ket, grad)
-            continue
+            return
         kern = inverses[index]
         r = _fused_step(backend, kern, bra, ket) if derivs or index in matrix_ops else None
         if r is None:
@@ -93,8 +95,13 @@ def backward_sweep(
                 mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
             if apply_bra:
                 apply_kernel(backend, bra, kern)
-            continue
+            return
         apply_kernel(backend, bra, kern)
+
+    if not matrix_ops and cpu_blocked.try_sweep(backend, program, theta, bra, ket, grad, step):
+        return grad, mgrads
+    for index in range(len(circuit.operations) - 1, -1, -1):
+        step(index)
     return grad, mgrads
 
 
