@@ -852,10 +852,10 @@ def expval_pauli(state: np.ndarray, word: dict):
 
 @_twins
 def _k_diag_expval(v, diag, seg_bits, partial):
-    """partial[b, s] = sum over segment s of row b of diag[i] |v[b, i]|^2 (v flat complex)."""
+    """partial[b, s] = sum over segment s (2**seg_bits amplitudes) of row b of diag[i] |v[b, i]|^2."""
     n_amp = np.uint64(diag.shape[0])
     nseg = np.uint64(partial.shape[1])
-    seg = n_amp >> seg_bits
+    seg = _U1 << seg_bits
     for t_ in prange(np.uint64(partial.shape[0]) * nseg):
         t = np.uint64(t_)
         b = t // nseg
