@@ -9,6 +9,7 @@ Build them like ``0.5 * Z(0) @ Z(1) + X(2)`` or ``Hermitian(m, wires=[0, 1])``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -324,8 +325,14 @@ def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tu
     cache = obs.__dict__.setdefault("_zdiag", {})  # per observable: the diagonal only depends on n
     if key not in cache:
         cache.clear()
-        cache[key] = z_diagonal(backend.xp, n, zterms)
+        # and across observables with the same terms (the PennyLane device converts one per call)
+        cache[key] = _shared_z_diagonal(backend.xp, n, tuple((c, t.wires) for c, t in zterms))
     return cache[key], rest
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_z_diagonal(xp: Any, num_wires: int, terms: tuple[tuple[float, tuple[int, ...]], ...]) -> Any:
+    return z_diagonal(xp, num_wires, [(c, PauliWord({w: "Z" for w in wires})) for c, wires in terms])
 
 
 PAULI_ARRAYS_MAX_QUBITS = 16

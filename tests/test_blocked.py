@@ -22,7 +22,8 @@ from qdiff.backends import cpu_blocked
 from qdiff.program import program_of
 from qdiff.schedule import GateWires, plan_passes
 
-_spec = importlib.util.spec_from_file_location("bench_circuits", Path(__file__).parents[1] / "benchmarks" / "circuits.py")
+_BENCH = Path(__file__).parents[1] / "benchmarks" / "circuits.py"
+_spec = importlib.util.spec_from_file_location("bench_circuits", _BENCH)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 

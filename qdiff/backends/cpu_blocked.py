@@ -21,6 +21,7 @@ controls, CNOT-like and SWAP permutations; anything else runs alone through the 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -506,13 +507,30 @@ def _dense(kern: Any) -> np.ndarray:
     return data
 
 
+_PLANS: OrderedDict[tuple, BlockedPlan] = OrderedDict()
+PLAN_CACHE_SIZE = 16
+"""Plans kept by circuit structure: the PennyLane device converts every tape into a new circuit."""
+
+
 def plan_of(program: Any, adjoint: bool) -> BlockedPlan:
-    """The program's cached blocked plan (rebuilt when numba's thread count changed)."""
+    """The program's blocked plan: cached on it, and by circuit structure across programs (rebuilt when
+    numba's thread count changed)."""
     attr = "_blocked_adjoint" if adjoint else "_blocked_forward"
     plan = getattr(program, attr, None)
-    if plan is None or plan.nthr != threads():
+    if plan is not None and plan.nthr == threads():
+        return plan
+    ops = program.operations
+    key = (program.circuit.num_wires, adjoint, threads(),
+           tuple((op.gate.name, op.wires, op.controls, op.control_values, op.inverse) for op in ops))
+    plan = _PLANS.get(key)
+    if plan is None:
         plan = BlockedPlan(program, adjoint)
-        setattr(program, attr, plan)
+        _PLANS[key] = plan
+        while len(_PLANS) > PLAN_CACHE_SIZE:
+            _PLANS.popitem(last=False)
+    else:
+        _PLANS.move_to_end(key)
+    setattr(program, attr, plan)
     return plan
 
 
