@@ -358,9 +358,7 @@ def _fuse(ops: list[Any], items: list[tuple[int, BlockOp]]) -> list[BlockOp | in
             if isinstance(prev, BlockOp) and prev.code == U1:
                 out[j] = None  # the one-qubit gate moves forward to here: nothing touched its wire since
                 bop = BlockOp(CSEL, (ctrl, tgt), prev.parts + [(i, bop.value)])
-            elif bop.code == SWAP_SUB:
-                pass
-            else:
+            elif bop.code == CU1:  # a CSEL, so that one-qubit gates after it on the target merge into it
                 bop = BlockOp(CSEL, (ctrl, tgt), [(i, bop.value)])
         for w in bop.wires:
             last[w] = len(out)
