@@ -159,3 +159,17 @@ def test_diagonal_expectation_matches_numpy(n: int, batch: int) -> None:
     be = qd.get_backend("numpy")
     got = be.expval_diagonal(state, diag)
     np.testing.assert_allclose(got, (np.abs(state) ** 2) @ diag, rtol=1e-12)
+
+
+def test_complex64_states_take_the_blocked_path_and_stay_close() -> None:
+    c, h = bench.native_sel(13, 2), bench.native_hamiltonian(13)
+    w = np.random.default_rng(7).uniform(0, 2 * np.pi, c.num_params)
+    state = qd.state(c, w, dtype="complex64")
+    assert state.dtype == np.complex64
+    value, grad = qd.value_and_grad(c, h, w, dtype="complex64")
+    ref_state = _reference(lambda: np.asarray(qd.state(c, w)))
+    ref_value, ref_grad = _reference(lambda: qd.value_and_grad(c, h, w))
+    np.testing.assert_allclose(state, ref_state, atol=2e-6)
+    np.testing.assert_allclose(value, ref_value, atol=1e-4)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-4)
+    assert cpu_blocked.enabled(qd.get_backend("numpy"), np.zeros((1, 2**13), np.complex64))

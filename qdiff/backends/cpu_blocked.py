@@ -300,6 +300,7 @@ def adjoint_pass(bst, kst, m, bases, geo, tables, ops, mats, slots, partial, nth
 # planning (structure only, cached per program) and binding (matrices, per call)
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
+_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
 
 
 @dataclass
@@ -533,10 +534,14 @@ def plan_of(program: Any, adjoint: bool) -> BlockedPlan:
 
 
 def enabled(backend: Any, *states: Any) -> bool:
-    """Blocked passes serve large complex128 states on the numpy backend (not with QDIFF_KERNELS=numpy)."""
+    """Blocked passes serve large states on the numpy backend (not with QDIFF_KERNELS=numpy).
+
+    complex64 states are gathered into the same float64 buffers, computed in double precision and
+    rounded once per pass when written back.
+    """
     if getattr(backend, "name", "") != "numpy" or os.environ.get("QDIFF_KERNELS", "").lower() == "numpy":
         return False
-    return all(type(s) is np.ndarray and s.dtype == np.complex128 and s.flags.c_contiguous and s.ndim == 2
+    return all(type(s) is np.ndarray and s.dtype in _DTYPES and s.flags.c_contiguous and s.ndim == 2
                and s.shape[1] >= 1 << MIN_QUBITS for s in states)
 
 
@@ -563,7 +568,7 @@ def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
             continue
         mats = plan.matrices(bp, dense, batch)
         for b in range(batch):
-            forward_pass(state[b].view(np.float64), bp.m, bp.bases, bp.geo, bp.tables, bp.ops, mats[b], plan.nthr)
+            forward_pass(state[b].view(state.real.dtype), bp.m, bp.bases, bp.geo, bp.tables, bp.ops, mats[b], plan.nthr)
     return True
 
 
@@ -599,7 +604,7 @@ def try_sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ke
         mats = plan.matrices(bp, dense, batch)
         pslots = np.array([slots.get(bop.parts[0][0], -1) for bop in bp.items], dtype=np.int64)
         for b in range(batch):
-            adjoint_pass(bra[b].view(np.float64), ket[b].view(np.float64), bp.m, bp.bases, bp.geo, bp.tables,
+            adjoint_pass(bra[b].view(bra.real.dtype), ket[b].view(ket.real.dtype), bp.m, bp.bases, bp.geo, bp.tables,
                          bp.ops, mats[b], pslots, partial[b], plan.nthr)
     r = partial.sum(axis=1).view(np.complex128).reshape(batch, -1, 4, 4)
     for i, q in slots.items():
