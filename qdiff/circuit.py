@@ -433,6 +433,8 @@ def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
             f"the circuit has {circuit.num_params} trainable parameter(s); got parameters of shape {arr.shape} "
             f"(expected ({circuit.num_params},) or (batch, {circuit.num_params}))"
         )
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        raise ParameterError(f"a batch of parameters needs at least one parameter set; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ParameterError(f"parameter {tuple(int(b) for b in bad)} is not finite: {arr[tuple(bad)]}")

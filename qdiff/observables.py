@@ -326,13 +326,16 @@ def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tu
     if key not in cache:
         cache.clear()
         # and across observables with the same terms (the PennyLane device converts one per call)
-        cache[key] = _shared_z_diagonal(backend.xp, n, tuple((c, t.wires) for c, t in zterms))
+        cache[key] = _shared_z_diagonal(backend.xp, n, tuple((float(c), t.wires) for c, t in zterms))
     return cache[key], rest
 
 
 @functools.lru_cache(maxsize=4)
 def _shared_z_diagonal(xp: Any, num_wires: int, terms: tuple[tuple[float, tuple[int, ...]], ...]) -> Any:
-    return z_diagonal(xp, num_wires, [(c, PauliWord({w: "Z" for w in wires})) for c, wires in terms])
+    diag = z_diagonal(xp, num_wires, [(c, PauliWord({w: "Z" for w in wires})) for c, wires in terms])
+    if xp is np:
+        diag.flags.writeable = False  # shared between observables with the same terms
+    return diag
 
 
 PAULI_ARRAYS_MAX_QUBITS = 16

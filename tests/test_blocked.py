@@ -173,3 +173,25 @@ def test_complex64_states_take_the_blocked_path_and_stay_close() -> None:
     np.testing.assert_allclose(value, ref_value, atol=1e-4)
     np.testing.assert_allclose(grad, ref_grad, atol=1e-4)
     assert cpu_blocked.enabled(qd.get_backend("numpy"), np.zeros((1, 2**13), np.complex64))
+
+
+@pytest.mark.parametrize("n", [3, 13])
+def test_array_coefficients_in_z_sums(n: int) -> None:
+    c = qd.Circuit(n)
+    p = c.params(1)
+    c.rx(p[0], wires=0)
+    obs = qd.LinearCombination((np.array(0.5), np.array(1.0)), (qd.Z(0), qd.Z(1)))
+    assert qd.expval(c, obs, [0.3]) == pytest.approx(0.5 * np.cos(0.3) + 1.0, abs=1e-12)
+    value, grad = qd.value_and_grad(c, obs, [0.3])
+    assert grad[0] == pytest.approx(-0.5 * np.sin(0.3), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 13])
+def test_empty_parameter_batch_is_refused(n: int) -> None:
+    c = qd.Circuit(n)
+    p = c.params(1)
+    c.rx(p[0], wires=0)
+    with pytest.raises(qd.errors.ParameterError, match="at least one parameter set"):
+        qd.state(c, np.zeros((0, 1)))
+    with pytest.raises(qd.errors.ParameterError, match="at least one parameter set"):
+        qd.grad(c, qd.Z(0), np.zeros((0, 1)))

@@ -279,7 +279,7 @@ class PackedProgram:
         sp = self.spectral
         if sp is None:
             return self._kernel_matrices(theta, batch, derivatives)
-        t2 = theta.reshape(-1, theta.shape[-1]) if theta.size else np.zeros((1, max(theta.shape[-1], 1)))
+        t2 = theta.reshape(-1, theta.shape[-1]) if theta.shape[-1] else np.zeros((theta.size or 1, 1))
         bm = t2.shape[0]
         mats = np.empty((bm, len(self.keep), 4, 4), dtype=np.complex128)
         dmats = np.empty((bm, max(1, len(sp.occ_gate)) if derivatives else 0, 4, 4), dtype=np.complex128)
