@@ -21,6 +21,7 @@ controls, CNOT-like and SWAP permutations; anything else runs alone through the 
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from ..fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
 from ..schedule import GateWires, plan_passes
 
 MIN_QUBITS = 13
@@ -47,9 +49,6 @@ MAX_RUN = 64
 
 _JIT = {"cache": True, "fastmath": True, "boundscheck": False, "error_model": "numpy", "nogil": True}
 
-U1, CU1, CSEL, U2, SWAP_SUB = 0, 1, 2, 3, 4
-"""Op codes: one-target matrix; one-target matrix on the half where the control has value ``v``;
-one-target matrices per control half; two-target matrix; swap of two sub-blocks (CNOT, SWAP)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,70 +302,6 @@ _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
 
 
-@dataclass
-class BlockOp:
-    """One op of a blocked pass: ``code``, global wires, and the source operations it multiplies.
-
-    ``parts`` lists ``(operation index, half)`` in application order; ``half`` is -1 for a one-qubit
-    part acting on both control halves of a CSEL, else the control value the part acts under.
-    U1 ``wires = (t,)``; CU1/CSEL ``(c, t)``; U2 ``(a, b)``; SWAP_SUB ``(a, b)`` with ``value`` the
-    control value of a CNOT (-1 for SWAP).
-    """
-
-    code: int
-    wires: tuple[int, ...]
-    parts: list[tuple[int, int]]
-    value: int = -1
-
-
-def _classify(op: Any) -> BlockOp | None:
-    """The blocked form of one operation, or None when it must run alone."""
-    kind, t, c = op.gate.kind, op.wires, op.controls
-    if kind not in ("dense", "diagonal", "permutation") or len(c) > 1 or not 1 <= len(t) <= 2 or (c and len(t) > 1):
-        return None
-    if kind == "permutation" and c:
-        return BlockOp(SWAP_SUB, (c[0], t[0]), [], op.control_values[0])  # CNOT with either control value
-    if kind == "permutation" and len(t) == 2 and tuple(op.gate.permutation) == (0, 2, 1, 3):
-        return BlockOp(SWAP_SUB, t, [])
-    if c:
-        return BlockOp(CU1, (c[0], t[0]), [], op.control_values[0])
-    return BlockOp(U1 if len(t) == 1 else U2, t, [])
-
-
-def _fuse(ops: list[Any], items: list[tuple[int, BlockOp]]) -> list[BlockOp | int]:
-    """Forward-pass fusion: one-qubit gates merge into the previous op on their wire (a one-qubit gate, or a
-    CSEL with that target), and a controlled one-target gate (CNOT included) absorbs the one-qubit gate just
-    before it on its target, becoming a CSEL. Operations that run alone stay as their index."""
-    out: list[BlockOp | int | None] = []
-    last: dict[int, int] = {}  # wire -> position in out of the last op touching it
-    for i, bop in items:
-        if bop is None:
-            for w in ops[i].controls + ops[i].wires:
-                last[w] = len(out)
-            out.append(i)
-            continue
-        bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
-        if bop.code == U1:
-            j = last.get(bop.wires[0])
-            prev = out[j] if j is not None else None
-            if isinstance(prev, BlockOp) and (prev.code == U1 or prev.code == CSEL and prev.wires[1] == bop.wires[0]):
-                prev.parts.append((i, -1))
-                continue
-        elif bop.code in (CU1, SWAP_SUB) and (bop.code == CU1 or bop.value >= 0):
-            ctrl, tgt = bop.wires
-            j = last.get(tgt)
-            prev = out[j] if j is not None else None
-            if isinstance(prev, BlockOp) and prev.code == U1:
-                out[j] = None  # the one-qubit gate moves forward to here: nothing touched its wire since
-                bop = BlockOp(CSEL, (ctrl, tgt), prev.parts + [(i, bop.value)])
-            elif bop.code == CU1:  # a CSEL, so that one-qubit gates after it on the target merge into it
-                bop = BlockOp(CSEL, (ctrl, tgt), [(i, bop.value)])
-        for w in bop.wires:
-            last[w] = len(out)
-        out.append(bop)
-    return [o for o in out if o is not None]
-
-
 def _tables(values: list[int]) -> np.ndarray:
     """All subset sums of ``values`` (index bit i selects values[i])."""
     out = np.zeros(1 << len(values), dtype=np.int64)
@@ -450,7 +385,7 @@ class BlockedPlan:
         for i in order:
             if ops[i].gate.kind == "identity":
                 continue
-            bop = _classify(ops[i])
+            bop = classify(ops[i])
             if bop is not None and len(set(ops[i].controls + ops[i].wires)) > width:
                 bop = None
             items.append((i, bop))
@@ -461,7 +396,7 @@ class BlockedPlan:
                     bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
                 seq.append(bop if bop is not None else i)
         else:
-            seq = _fuse(ops, items)
+            seq = fuse(ops, items)
         wires = [GateWires(tuple(s.wires)) if isinstance(s, BlockOp) else
                  GateWires(tuple(ops[s].wires), tuple(ops[s].controls), blockable=False) for s in seq]
         self.passes: list[BlockedPass] = []
@@ -507,6 +442,7 @@ def _dense(kern: Any) -> np.ndarray:
 
 
 _PLANS: OrderedDict[tuple, BlockedPlan] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
 PLAN_CACHE_SIZE = 16
 """Plans kept by circuit structure: the PennyLane device converts every tape into a new circuit."""
 
@@ -521,14 +457,16 @@ def plan_of(program: Any, adjoint: bool) -> BlockedPlan:
     ops = program.operations
     key = (program.circuit.num_wires, adjoint, threads(),
            tuple((op.gate.name, op.wires, op.controls, op.control_values, op.inverse) for op in ops))
-    plan = _PLANS.get(key)
+    with _PLANS_LOCK:  # the cache is shared by every thread that simulates
+        plan = _PLANS.get(key)
+        if plan is not None:
+            _PLANS.move_to_end(key)
     if plan is None:
         plan = BlockedPlan(program, adjoint)
-        _PLANS[key] = plan
-        while len(_PLANS) > PLAN_CACHE_SIZE:
-            _PLANS.popitem(last=False)
-    else:
-        _PLANS.move_to_end(key)
+        with _PLANS_LOCK:
+            _PLANS[key] = plan
+            while len(_PLANS) > PLAN_CACHE_SIZE:
+                _PLANS.popitem(last=False)
     setattr(program, attr, plan)
     return plan
 
