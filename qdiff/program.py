@@ -9,7 +9,8 @@ Programs are cached on the circuit and rebuilt when it changes.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,14 +288,59 @@ def data_batch_size(circuit: Circuit) -> int | None:
     return sizes.pop() if sizes else None
 
 
+PROGRAM_CACHE_SIZE = 32
+"""Programs kept by circuit structure (the PennyLane device converts every tape into a new circuit)."""
+
+_PROGRAMS: OrderedDict[tuple, Program] = OrderedDict()
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def structure_key(circuit: Circuit) -> tuple | None:
+    """Everything a :class:`Program` depends on, hashable; None when the circuit carries array data.
+
+    Two circuits with equal keys have the same gates, wires, controls, adjoint flags, parameter
+    references and constant values, so they can share one compiled program.
+    """
+    prep = circuit.state_prep
+    if prep is not None and prep.amplitudes is not None:
+        return None
+    ops = []
+    for op in circuit.operations:
+        if op.hyper is not None and not isinstance(op.hyper, str):
+            return None
+        params = []
+        for p in op.params:
+            if isinstance(p, (ParamRef, float, int)):
+                params.append(p)
+            elif np.ndim(p) == 0:
+                params.append(float(p))
+            else:
+                return None
+        ops.append((op.gate.name, op.wires, tuple(params), op.controls, op.control_values, op.inverse, op.hyper))
+    return (circuit.num_wires, circuit.num_params, None if prep is None else (prep.wires, prep.bits), tuple(ops))
+
+
 def program_of(circuit: Circuit) -> Program:
-    """The circuit's cached :class:`Program`, rebuilt when operations were added or replaced."""
-    key = (id(circuit.operations), len(circuit.operations), circuit.num_params)
+    """The circuit's :class:`Program`: cached on the circuit (until operations are added or replaced) and
+    shared between circuits of the same structure."""
+    snapshot = circuit.operations
     cached = getattr(circuit, "_program", None)
-    if cached is not None and cached[0] == key and all(
-        a is b for a, b in zip(cached[1].operations, circuit.operations, strict=True)
-    ):
+    if cached is not None and cached[0] == (len(snapshot), circuit.num_params) and len(cached[2]) == len(snapshot) \
+            and all(a is b for a, b in zip(cached[2], snapshot, strict=True)):
         return cached[1]
-    prog = Program(circuit)
-    circuit._program = (key, prog)  # type: ignore[attr-defined]
+    key = structure_key(circuit)
+    prog = None
+    if key is not None:
+        with _PROGRAMS_LOCK:
+            prog = _PROGRAMS.get(key)
+            if prog is not None:
+                _PROGRAMS.move_to_end(key)
+    if prog is None:
+        prog = Program(circuit)
+        if key is not None:
+            with _PROGRAMS_LOCK:
+                _PROGRAMS[key] = prog
+                while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
+                    _PROGRAMS.popitem(last=False)
+    circuit._program = ((len(snapshot), circuit.num_params), prog, tuple(snapshot))  # type: ignore[attr-defined]
     return prog

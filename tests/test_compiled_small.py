@@ -118,3 +118,31 @@ def test_one_call_gradient_closed_form() -> None:
     value, grad = qd.value_and_grad(c, qd.Z(0) + 0.5 * qd.X(1), [a, b])
     assert value == pytest.approx(np.cos(a) + 0.5 * np.sin(b), abs=1e-14)
     np.testing.assert_allclose(grad, [-np.sin(a), 0.5 * np.cos(b)], atol=1e-14)
+
+
+def test_programs_are_shared_by_structure_and_never_across_different_data() -> None:
+    from qdiff.program import program_of
+
+    def build(angle: float, wire: int = 1) -> qd.Circuit:
+        c = qd.Circuit(3)
+        p = c.params(2)
+        c.rx(p[0], wires=0).ry(2 * p[1] + 0.5, wires=wire).add("RZ", angle, wires=2).cnot(0, 2)
+        return c
+
+    a, b = build(0.3), build(0.3)
+    assert program_of(a) is program_of(b)
+    assert program_of(build(0.4)) is not program_of(a)  # another constant
+    assert program_of(build(0.3, wire=2)) is not program_of(a)  # another wire
+    theta = np.array([0.2, -0.7])
+    np.testing.assert_allclose(qd.state(build(0.4), theta), _reference_state(build(0.4), theta), atol=1e-13)
+    c = build(0.3)
+    before = program_of(c)
+    c.h(1)  # appending changes the structure: the program is rebuilt
+    assert program_of(c) is not before
+    np.testing.assert_allclose(qd.state(c, theta), _reference_state(c, theta), atol=1e-13)
+
+
+def _reference_state(c: qd.Circuit, theta: np.ndarray) -> np.ndarray:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QDIFF_KERNELS", "numpy")
+        return np.asarray(qd.state(c, theta))
