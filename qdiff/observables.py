@@ -251,7 +251,7 @@ def check_observable(obs: Observable, num_wires: int) -> None:
     """Raise :class:`WireError` when ``obs`` acts on wires outside ``range(num_wires)``."""
     span = obs.__dict__.get("_wire_span")  # observables are immutable: their wire range is computed once
     if span is None:
-        wires = _all_wires(obs)
+        wires = obs.wires  # a sum's wires include every term's
         span = obs.__dict__["_wire_span"] = (min(wires), max(wires)) if wires else (0, -1)
     if span[0] >= 0 and span[1] < num_wires:
         return
@@ -261,13 +261,6 @@ def check_observable(obs: Observable, num_wires: int) -> None:
     if isinstance(obs, LinearCombination):
         for t in obs.terms:
             check_observable(t, num_wires)
-
-
-def _all_wires(obs: Observable) -> list[int]:
-    wires = list(obs.wires)
-    for t in obs.terms if isinstance(obs, LinearCombination) else ():
-        wires += _all_wires(t)
-    return wires
 
 
 def apply_observable(backend: Any, state: Any, obs: Observable) -> Any:

@@ -71,6 +71,17 @@ def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
     return state
 
 
+def kernel_matrix(kern: Kernel) -> np.ndarray:
+    """A kernel's matrix on its targets, ``(d, d)`` or ``(B, d, d)`` (controls not included)."""
+    d = 2 ** len(kern.wires)
+    if kern.kind == "permutation":
+        return np.eye(d, dtype=complex)[list(kern.data)]
+    data = np.asarray(kern.data)
+    if kern.kind == "diagonal":
+        return data[..., :, None] * np.eye(d)
+    return data
+
+
 DENSE_DERIVATIVE_MAX_WIRES = 4
 """Gates on at most this many targets are differentiated from dense derivative matrices."""
 
@@ -325,7 +336,7 @@ def program_of(circuit: Circuit) -> Program:
     shared between circuits of the same structure."""
     snapshot = circuit.operations
     cached = getattr(circuit, "_program", None)
-    if cached is not None and cached[0] == (len(snapshot), circuit.num_params) and len(cached[2]) == len(snapshot) \
+    if cached is not None and cached[0] == circuit.num_params and len(cached[2]) == len(snapshot) \
             and all(a is b for a, b in zip(cached[2], snapshot, strict=True)):
         return cached[1]
     key = structure_key(circuit)
@@ -342,5 +353,5 @@ def program_of(circuit: Circuit) -> Program:
                 _PROGRAMS[key] = prog
                 while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
                     _PROGRAMS.popitem(last=False)
-    circuit._program = ((len(snapshot), circuit.num_params), prog, tuple(snapshot))  # type: ignore[attr-defined]
+    circuit._program = (circuit.num_params, prog, tuple(snapshot))  # type: ignore[attr-defined]
     return prog

@@ -20,7 +20,6 @@ controls, CNOT-like and SWAP permutations; anything else runs alone through the 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,7 +29,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
+from ..program import kernel_matrix
 from ..schedule import GateWires, plan_passes
+from . import cpu_program
 
 MIN_QUBITS = 13
 """States from this many qubits run in blocked passes (smaller ones: the whole-circuit executor)."""
@@ -430,17 +431,6 @@ class BlockedPlan:
         return out.view(np.float64)
 
 
-def _dense(kern: Any) -> np.ndarray:
-    """A bound kernel's matrix on its targets, ``(d, d)`` or ``(B, d, d)``."""
-    d = 2 ** len(kern.wires)
-    if kern.kind == "permutation":
-        return np.eye(d, dtype=complex)[list(kern.data)]
-    data = np.asarray(kern.data)
-    if kern.kind == "diagonal":
-        return data[..., :, None] * np.eye(d)
-    return data
-
-
 _PLANS: OrderedDict[tuple, BlockedPlan] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
 PLAN_CACHE_SIZE = 16
@@ -477,7 +467,7 @@ def enabled(backend: Any, *states: Any) -> bool:
     complex64 states are gathered into the same float64 buffers, computed in double precision and
     rounded once per pass when written back.
     """
-    if getattr(backend, "name", "") != "numpy" or os.environ.get("QDIFF_KERNELS", "").lower() == "numpy":
+    if not cpu_program.enabled(backend):
         return False
     return all(type(s) is np.ndarray and s.dtype in _DTYPES and s.flags.c_contiguous and s.ndim == 2
                and s.shape[1] >= 1 << MIN_QUBITS for s in states)
@@ -498,7 +488,7 @@ def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
                 for i, _ in bop.parts:
                     if i not in dense:
                         dense[i] = None if kernels[i].kind == "permutation" and bop.code in (CSEL, SWAP_SUB) \
-                            else _dense(kernels[i])
+                            else kernel_matrix(kernels[i])
     batch = state.shape[0]
     for bp in plan.passes:
         if not bp.blocked:
@@ -530,7 +520,7 @@ def try_sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ke
         for bop in bp.items:
             if isinstance(bop, BlockOp):
                 i = bop.parts[0][0]
-                dense[i] = None if bop.code == SWAP_SUB else _dense(inverses[i])
+                dense[i] = None if bop.code == SWAP_SUB else kernel_matrix(inverses[i])
                 if derivs.get(i):
                     slots[i] = len(slots)
     batch = bra.shape[0]

@@ -9,12 +9,12 @@ Serial on purpose: threads cost more than they save at this size.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 from numba import njit
 
+from ..program import kernel_matrix
 from ..spectral import spectral_plan
 
 MAX_QUBITS = 12
@@ -227,21 +227,11 @@ def _parity_odd(v):  # pragma: no cover - compiled
 
 def _constant_matrix(kern: Any) -> np.ndarray | None:
     """A parameter-free kernel as a padded 4 x 4 matrix on its targets (None when its data is batched)."""
-    if kern.kind == "permutation":
-        return _permutation_matrix(tuple(kern.data))
-    data = np.asarray(kern.data)
-    if data.ndim != (1 if kern.kind == "diagonal" else 2):
+    m = kernel_matrix(kern)
+    if m.ndim != 2:
         return None
     out = np.zeros((4, 4), dtype=complex)
-    d = data.shape[-1]
-    out[:d, :d] = np.diag(data) if kern.kind == "diagonal" else data
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _permutation_matrix(perm: tuple[int, ...]) -> np.ndarray:
-    out = np.zeros((4, 4), dtype=complex)
-    out[np.arange(len(perm)), list(perm)] = 1.0
+    out[: m.shape[0], : m.shape[1]] = m
     return out
 
 
@@ -312,16 +302,8 @@ class PackedProgram:
         kernels = self.program.kernels(theta)
         mats = np.zeros((batch, len(self.keep), 4, 4), dtype=np.complex128)
         for g, i in enumerate(self.keep):
-            kern = kernels[i]
-            d = 2 ** len(kern.wires)
-            if kern.kind == "diagonal":
-                diag = np.asarray(kern.data)
-                idx = np.arange(d)
-                mats[:, g, idx, idx] = diag if diag.ndim == 1 else diag.reshape(-1, d)
-            elif kern.kind == "permutation":
-                mats[:, g, :d, :d] = np.eye(d)[list(kern.data)]
-            else:
-                mats[:, g, :d, :d] = kern.data
+            d = 2 ** len(kernels[i].wires)
+            mats[:, g, :d, :d] = kernel_matrix(kernels[i])
         if not derivatives:
             return mats, None
         derivs = self.program.derivatives(theta)
