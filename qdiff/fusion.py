@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .ir.kinds import Kind
+from .program import exec_kind
+
 U1, CU1, CSEL, U2, SWAP_SUB = 0, 1, 2, 3, 4
 """Op codes: one-target matrix; one-target matrix on the half where the control has value ``v``;
 one-target matrices per control half; two-target matrix; swap of two sub-blocks (CNOT, SWAP)."""
@@ -36,12 +39,14 @@ class BlockOp:
 
 def classify(op: Any) -> BlockOp | None:
     """The blocked form of one operation, or None when it must run alone."""
-    kind, t, c = op.gate.kind, op.wires, op.controls
-    if kind not in ("dense", "diagonal", "permutation") or len(c) > 1 or not 1 <= len(t) <= 2 or (c and len(t) > 1):
+    kind, t, c = exec_kind(op.gate), op.wires, op.controls
+    if kind not in (Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION) or len(c) > 1 or not 1 <= len(t) <= 2:
         return None
-    if kind == "permutation" and c:
+    if c and len(t) > 1:
+        return None
+    if kind == Kind.PERMUTATION and c:
         return BlockOp(SWAP_SUB, (c[0], t[0]), [], op.control_values[0])  # CNOT with either control value
-    if kind == "permutation" and len(t) == 2 and tuple(op.gate.permutation) == (0, 2, 1, 3):
+    if kind == Kind.PERMUTATION and len(t) == 2 and tuple(op.gate.permutation) == (0, 2, 1, 3):
         return BlockOp(SWAP_SUB, t, [])
     if c:
         return BlockOp(CU1, (c[0], t[0]), [], op.control_values[0])

@@ -7,7 +7,10 @@ Conventions (the same as PennyLane's, so results compare without reordering):
 - matrices are vectorised: every parameter may be a scalar or an array of shape ``(B,)`` (a batch),
   and the matrix then has shape ``(B, d, d)``.
 Controlled gates (CNOT, CRX, Toffoli, ...) are aliases: a base gate plus control wires, so kernels and
-gradients handle controls once, for every gate.
+gradients handle controls once, for every gate. ``kind`` (a :class:`~qdiff.ir.kinds.Kind`) says how the
+gate acts: a dense matrix, a diagonal, a permutation, a Pauli rotation, or a 2x2 block on two basis
+states (SUBSPACE: the excitation gates, which rotate two amplitudes of each 2^k-block and leave or phase
+the rest).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from functools import cached_property, reduce
 from typing import Any
 
 import numpy as np
+
+from .ir.kinds import Kind
 
 SQ2 = 1.0 / np.sqrt(2.0)
 
@@ -82,14 +87,14 @@ class Factor:
 class GateSpec:
     """Everything qdiff knows about one gate type.
 
-    ``kind`` picks the kernel: ``dense`` (k-qubit matrix), ``diagonal``, ``permutation`` (no
-    multiplications), ``pauli_rotation`` (``cos(t/2) - i sin(t/2) P``), ``identity`` (nothing to do).
+    ``kind`` says how it acts (see :mod:`qdiff.ir.kinds`); ``subspace`` names the two basis states
+    (local indices) a SUBSPACE gate rotates; ``identity`` marks the gate that does nothing.
     """
 
     name: str
     num_wires: int | None  # None: any number of wires (>= min_wires)
     num_params: int
-    kind: str
+    kind: Kind
     matrix_fn: Callable[..., np.ndarray] | None = None
     diagonal_fn: Callable[..., np.ndarray] | None = None
     permutation: tuple[int, ...] | None = None
@@ -99,6 +104,8 @@ class GateSpec:
     hyper: str | None = None  # name of the non-parameter data it needs: "matrix", "diagonal", "word"
     self_inverse: bool = False
     doc: str = ""
+    subspace: tuple[int, int] | None = None
+    identity: bool = False
 
     @property
     def parameterised(self) -> bool:
@@ -107,14 +114,14 @@ class GateSpec:
 
     def matrix(self, params: tuple = (), hyper: Any = None, num_wires: int | None = None) -> np.ndarray:
         """Dense matrix ``(..., d, d)`` of the gate for the given parameters."""
-        if self.kind == "diagonal":
+        if self.identity:
+            return np.eye(2 ** (num_wires or 1), dtype=complex)
+        if self.kind == Kind.DIAGONAL:
             diag = self.diagonal(params, hyper, num_wires)
             return diag[..., :, None] * np.eye(diag.shape[-1])
-        if self.kind == "permutation":
+        if self.kind == Kind.PERMUTATION:
             d = len(self.permutation)
             return np.eye(d, dtype=complex)[list(self.permutation)]
-        if self.kind == "identity":
-            return np.eye(2 ** (num_wires or 1), dtype=complex)
         return self.matrix_fn(*params, hyper=hyper, k=num_wires)
 
     def diagonal(self, params: tuple = (), hyper: Any = None, num_wires: int | None = None) -> np.ndarray:
@@ -237,101 +244,169 @@ _ECR = SQ2 * np.array([[0, 0, 1, 1j], [0, 0, 1j, 1], [1, -1j, 0, 0], [-1j, 1, 0,
 _IXY_GEN = 0.25 * (pauli_word_matrix("XX") + pauli_word_matrix("YY"))
 
 
+def _phased_embed(sub: np.ndarray, dim: int, idx: tuple[int, int], phase: Any) -> np.ndarray:
+    """``_embed`` with ``phase`` (scalar or ``(B,)``) instead of 1 on the basis states outside ``idx``."""
+    out = _embed(sub, dim, idx)
+    rest = [i for i in range(dim) if i not in idx]
+    out[..., rest, rest] = np.asarray(phase)[..., None]
+    return out
+
+
+def _complement_generator(dim: int, idx: tuple[int, int], value: float) -> np.ndarray:
+    """The Givens generator on ``idx`` plus ``value`` on the other basis states (the Plus/Minus forms)."""
+    g = _subspace_generator(dim, idx)
+    rest = [i for i in range(dim) if i not in idx]
+    g[rest, rest] = value
+    return g
+
+
+_FSWAP_GEN = np.array([[0, 0, 0, 0], [0, 0.5, -0.5, 0], [0, -0.5, 0.5, 0], [0, 0, 0, 1]], dtype=complex)
+
+
+def _fermionic_swap(t: Any, **_: Any) -> np.ndarray:
+    t = _c(t)
+    e, c, s = np.exp(0.5j * t), np.cos(t / 2), np.sin(t / 2)
+    one, zero = np.ones_like(t), np.zeros_like(t)
+    return _build([[one, zero, zero, zero], [zero, e * c, -1j * e * s, zero], [zero, -1j * e * s, e * c, zero],
+                   [zero, zero, zero, np.exp(1j * t)]])
+
+
 def _spec_list() -> list[GateSpec]:
     one = 1
+    dense, diag, perm, prot, sub = Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION, Kind.PAULI_ROTATION, Kind.SUBSPACE
     return [
-        GateSpec("Identity", None, 0, "identity", self_inverse=True, doc="Identity on any wires."),
-        GateSpec("PauliX", one, 0, "permutation", permutation=(1, 0), self_inverse=True),
-        GateSpec("PauliY", one, 0, "dense", matrix_fn=_fixed(PAULI["Y"]), self_inverse=True),
-        GateSpec("PauliZ", one, 0, "diagonal", diagonal_fn=lambda **_: np.array([1, -1], dtype=complex),
-                 self_inverse=True),
-        GateSpec("Hadamard", one, 0, "dense", matrix_fn=_fixed(_H), self_inverse=True),
-        GateSpec("S", one, 0, "diagonal", diagonal_fn=lambda **_: np.array([1, 1j])),
-        GateSpec("T", one, 0, "diagonal", diagonal_fn=lambda **_: np.array([1, np.exp(0.25j * np.pi)])),
-        GateSpec("SX", one, 0, "dense", matrix_fn=_fixed(_SX)),
-        GateSpec("SWAP", 2, 0, "permutation", permutation=(0, 2, 1, 3), self_inverse=True),
-        GateSpec("ISWAP", 2, 0, "dense", matrix_fn=_fixed(_ISWAP)),
-        GateSpec("SISWAP", 2, 0, "dense", matrix_fn=_fixed(_SISWAP)),
-        GateSpec("ECR", 2, 0, "dense", matrix_fn=_fixed(_ECR), self_inverse=True),
+        GateSpec("Identity", None, 0, diag, diagonal_fn=lambda k, **_: np.ones(2**k, dtype=complex),
+                 self_inverse=True, identity=True, doc="Identity on any wires (does nothing)."),
+        GateSpec("PauliX", one, 0, perm, permutation=(1, 0), self_inverse=True, doc="Pauli X (bit flip)."),
+        GateSpec("PauliY", one, 0, dense, matrix_fn=_fixed(PAULI["Y"]), self_inverse=True, doc="Pauli Y."),
+        GateSpec("PauliZ", one, 0, diag, diagonal_fn=lambda **_: np.array([1, -1], dtype=complex),
+                 self_inverse=True, doc="Pauli Z (phase flip)."),
+        GateSpec("Hadamard", one, 0, dense, matrix_fn=_fixed(_H), self_inverse=True, doc="Hadamard gate."),
+        GateSpec("S", one, 0, diag, diagonal_fn=lambda **_: np.array([1, 1j]), doc="S gate, diag(1, i)."),
+        GateSpec("T", one, 0, diag, diagonal_fn=lambda **_: np.array([1, np.exp(0.25j * np.pi)]),
+                 doc="T gate, diag(1, exp(i pi/4))."),
+        GateSpec("SX", one, 0, dense, matrix_fn=_fixed(_SX), doc="Square root of X."),
+        GateSpec("SWAP", 2, 0, perm, permutation=(0, 2, 1, 3), self_inverse=True, doc="Swap two wires."),
+        GateSpec("ISWAP", 2, 0, sub, matrix_fn=_fixed(_ISWAP), subspace=(1, 2),
+                 doc="iSWAP: swap |01> and |10> with phase i."),
+        GateSpec("SISWAP", 2, 0, sub, matrix_fn=_fixed(_SISWAP), subspace=(1, 2), doc="Square root of iSWAP."),
+        GateSpec("ECR", 2, 0, dense, matrix_fn=_fixed(_ECR), self_inverse=True, doc="Echoed cross-resonance gate."),
         GateSpec(
-            "RX", one, 1, "dense", matrix_fn=lambda t, **_: _pauli_exp(t, "X"),
-            generator_fn=_pauli_gen(lambda h, k: "X", -0.5),
+            "RX", one, 1, dense, matrix_fn=lambda t, **_: _pauli_exp(t, "X"),
+            generator_fn=_pauli_gen(lambda h, k: "X", -0.5), doc="X rotation exp(-i t X / 2).",
         ),
         GateSpec(
-            "RY", one, 1, "dense", matrix_fn=lambda t, **_: _ry(t),
-            generator_fn=_pauli_gen(lambda h, k: "Y", -0.5),
+            "RY", one, 1, dense, matrix_fn=lambda t, **_: _ry(t),
+            generator_fn=_pauli_gen(lambda h, k: "Y", -0.5), doc="Y rotation exp(-i t Y / 2).",
         ),
         GateSpec(
-            "RZ", one, 1, "diagonal",
+            "RZ", one, 1, diag,
             diagonal_fn=lambda t, **_: _diag([np.exp(-0.5j * _c(t)), np.exp(0.5j * _c(t))]),
-            generator_fn=_pauli_gen(lambda h, k: "Z", -0.5),
+            generator_fn=_pauli_gen(lambda h, k: "Z", -0.5), doc="Z rotation exp(-i t Z / 2).",
         ),
         GateSpec(
-            "PhaseShift", one, 1, "diagonal",
+            "PhaseShift", one, 1, diag,
             diagonal_fn=lambda t, **_: _diag([np.ones_like(_c(t)), np.exp(1j * _c(t))]),
             generator_fn=lambda h, k: Generator(1.0, matrix=np.diag([0.0, 1.0]).astype(complex)),
+            doc="Phase shift diag(1, exp(i t)).",
         ),
         GateSpec(
-            "Rot", one, 3, "dense", matrix_fn=_rot,
+            "Rot", one, 3, dense, matrix_fn=_rot,
             factors=(Factor("RZ", 0), Factor("RY", 1), Factor("RZ", 2)),
+            doc="General rotation RZ(omega) RY(theta) RZ(phi).",
         ),
         GateSpec(
-            "U2", one, 2, "dense", matrix_fn=lambda phi, lam, **_: _u3(np.pi / 2, phi, lam),
+            "U2", one, 2, dense, matrix_fn=lambda phi, lam, **_: _u3(np.pi / 2, phi, lam),
             factors=(Factor("PhaseShift", 1), Factor("RY", np.pi / 2), Factor("PhaseShift", 0)),
+            doc="U2(phi, lambda) = U3(pi/2, phi, lambda).",
         ),
         GateSpec(
-            "U3", one, 3, "dense", matrix_fn=_u3,
+            "U3", one, 3, dense, matrix_fn=_u3,
             factors=(Factor("PhaseShift", 2), Factor("RY", 0), Factor("PhaseShift", 1)),
+            doc="U3(theta, phi, lambda), the general one-qubit gate.",
         ),
         GateSpec(
-            "IsingXX", 2, 1, "dense", matrix_fn=lambda t, **_: _pauli_exp(t, "XX"),
-            generator_fn=_pauli_gen(lambda h, k: "XX", -0.5),
+            "IsingXX", 2, 1, dense, matrix_fn=lambda t, **_: _pauli_exp(t, "XX"),
+            generator_fn=_pauli_gen(lambda h, k: "XX", -0.5), doc="Ising XX coupling exp(-i t XX / 2).",
         ),
         GateSpec(
-            "IsingYY", 2, 1, "dense", matrix_fn=lambda t, **_: _pauli_exp(t, "YY"),
-            generator_fn=_pauli_gen(lambda h, k: "YY", -0.5),
+            "IsingYY", 2, 1, dense, matrix_fn=lambda t, **_: _pauli_exp(t, "YY"),
+            generator_fn=_pauli_gen(lambda h, k: "YY", -0.5), doc="Ising YY coupling exp(-i t YY / 2).",
         ),
         GateSpec(
-            "IsingZZ", 2, 1, "diagonal",
+            "IsingZZ", 2, 1, diag,
             diagonal_fn=lambda t, **_: np.exp(-0.5j * _c(t)[..., None] * _z_parity(2)),
-            generator_fn=_pauli_gen(lambda h, k: "ZZ", -0.5),
+            generator_fn=_pauli_gen(lambda h, k: "ZZ", -0.5), doc="Ising ZZ coupling exp(-i t ZZ / 2).",
         ),
         GateSpec(
-            "IsingXY", 2, 1, "dense",
+            "IsingXY", 2, 1, sub,
             matrix_fn=lambda t, **_: _embed(
                 _build([[np.cos(_c(t) / 2), 1j * np.sin(_c(t) / 2)], [1j * np.sin(_c(t) / 2), np.cos(_c(t) / 2)]]),
                 4, (1, 2),
             ),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_IXY_GEN),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_IXY_GEN), subspace=(1, 2),
+            doc="Ising XY coupling exp(i t (XX + YY) / 4).",
         ),
         GateSpec(
-            "MultiRZ", None, 1, "diagonal",
+            "MultiRZ", None, 1, diag,
             diagonal_fn=lambda t, k, **_: np.exp(-0.5j * _c(t)[..., None] * _z_parity(k)),
-            generator_fn=_pauli_gen(lambda h, k: "Z" * k, -0.5),
+            generator_fn=_pauli_gen(lambda h, k: "Z" * k, -0.5), doc="exp(-i t Z...Z / 2) on any wires.",
         ),
         GateSpec(
-            "PauliRot", None, 1, "pauli_rotation", hyper="word",
+            "PauliRot", None, 1, prot, hyper="word",
             matrix_fn=lambda t, hyper, **_: _pauli_exp(t, hyper),
-            generator_fn=_pauli_gen(lambda h, k: h, -0.5),
+            generator_fn=_pauli_gen(lambda h, k: h, -0.5), doc="exp(-i t P / 2) for a Pauli word P.",
         ),
         GateSpec(
-            "SingleExcitation", 2, 1, "dense",
+            "SingleExcitation", 2, 1, sub,
             matrix_fn=lambda t, **_: _embed(_ry(t), 4, (1, 2)),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(4, (1, 2))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(4, (1, 2))), subspace=(1, 2),
+            doc="Givens rotation of |01> and |10> by t/2.",
         ),
         GateSpec(
-            "DoubleExcitation", 4, 1, "dense",
+            "SingleExcitationPlus", 2, 1, sub,
+            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 4, (1, 2), np.exp(0.5j * _c(t))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(4, (1, 2), 0.5)),
+            subspace=(1, 2), doc="SingleExcitation with phase exp(i t/2) on |00> and |11>.",
+        ),
+        GateSpec(
+            "SingleExcitationMinus", 2, 1, sub,
+            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 4, (1, 2), np.exp(-0.5j * _c(t))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(4, (1, 2), -0.5)),
+            subspace=(1, 2), doc="SingleExcitation with phase exp(-i t/2) on |00> and |11>.",
+        ),
+        GateSpec(
+            "DoubleExcitation", 4, 1, sub,
             matrix_fn=lambda t, **_: _embed(_ry(t), 16, (3, 12)),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(16, (3, 12))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(16, (3, 12))), subspace=(3, 12),
+            doc="Givens rotation of |0011> and |1100> by t/2.",
         ),
         GateSpec(
-            "GlobalPhase", None, 1, "diagonal", min_wires=0,
-            diagonal_fn=lambda t, k, **_: np.exp(-1j * _c(t))[..., None] * np.ones(2**k),
-            generator_fn=_pauli_gen(lambda h, k: "I" * k, -1.0),
+            "DoubleExcitationPlus", 4, 1, sub,
+            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 16, (3, 12), np.exp(0.5j * _c(t))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(16, (3, 12), 0.5)),
+            subspace=(3, 12), doc="DoubleExcitation with phase exp(i t/2) on the other 14 basis states.",
         ),
-        GateSpec("QubitUnitary", None, 0, "dense", hyper="matrix", matrix_fn=lambda hyper, **_: hyper),
-        GateSpec("DiagonalQubitUnitary", None, 0, "diagonal", hyper="diagonal",
-                 diagonal_fn=lambda hyper, **_: hyper),
+        GateSpec(
+            "DoubleExcitationMinus", 4, 1, sub,
+            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 16, (3, 12), np.exp(-0.5j * _c(t))),
+            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(16, (3, 12), -0.5)),
+            subspace=(3, 12), doc="DoubleExcitation with phase exp(-i t/2) on the other 14 basis states.",
+        ),
+        GateSpec(
+            "FermionicSWAP", 2, 1, dense, matrix_fn=_fermionic_swap,
+            generator_fn=lambda h, k: Generator(1.0, matrix=_FSWAP_GEN),
+            doc="Fermionic SWAP rotation (FermionicSWAP(pi) swaps two fermionic modes).",
+        ),
+        GateSpec(
+            "GlobalPhase", None, 1, diag, min_wires=0,
+            diagonal_fn=lambda t, k, **_: np.exp(-1j * _c(t))[..., None] * np.ones(2**k),
+            generator_fn=_pauli_gen(lambda h, k: "I" * k, -1.0), doc="Global phase exp(-i t).",
+        ),
+        GateSpec("QubitUnitary", None, 0, dense, hyper="matrix", matrix_fn=lambda hyper, **_: hyper,
+                 doc="Any unitary matrix on its wires."),
+        GateSpec("DiagonalQubitUnitary", None, 0, diag, hyper="diagonal", diagonal_fn=lambda hyper, **_: hyper,
+                 doc="Any diagonal unitary on its wires."),
     ]
 
 

@@ -18,17 +18,25 @@ import numpy as np
 
 from .circuit import Circuit, Operation, ParamRef
 from .gates import GATES
+from .ir.kinds import Kind
 
 
 @dataclass(frozen=True)
 class Kernel:
     """An operation bound to parameter values: which primitive to call and with what data."""
 
-    kind: str  # "identity" | "permutation" | "diagonal" | "pauli_rotation" | "dense"
+    kind: Kind  # DENSE, DIAGONAL, PERMUTATION or PAULI_ROTATION (SUBSPACE gates run as DENSE here)
     data: Any
     wires: tuple[int, ...]
     controls: tuple[int, ...]
     control_values: tuple[int, ...]
+
+
+def exec_kind(gate: Any) -> Kind | None:
+    """How these executors run ``gate``: its kind, SUBSPACE as DENSE, None for the identity (skipped)."""
+    if gate.identity:
+        return None
+    return Kind.DENSE if gate.kind == Kind.SUBSPACE else gate.kind
 
 
 def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kernel:
@@ -36,22 +44,24 @@ def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kerne
     gate = op.gate
     inv = op.inverse != inverse
     params = op.param_values(theta)
-    kind = gate.kind
+    kind = exec_kind(gate)
     k = len(op.wires)
     data: Any = None
-    if kind == "permutation":
+    if kind is None:
+        kind, data = Kind.DIAGONAL, np.ones(2**k, dtype=complex)
+    elif kind == Kind.PERMUTATION:
         data = tuple(int(i) for i in np.argsort(gate.permutation)) if inv else gate.permutation
-    elif kind == "diagonal":
+    elif kind == Kind.DIAGONAL:
         diag = gate.diagonal(params, op.hyper, k)
         data = np.conj(diag) if inv else diag
-    elif kind == "pauli_rotation":
+    elif kind == Kind.PAULI_ROTATION:
         word = {w: p for w, p in zip(op.wires, op.hyper, strict=True) if p != "I"}
         theta_val = -params[0] if inv else params[0]
         if not word:  # exp(-i t/2 I): a global phase
-            kind, data = "diagonal", np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
+            kind, data = Kind.DIAGONAL, np.exp(-0.5j * np.asarray(theta_val))[..., None] * np.ones(2**k)
         else:
             data = (theta_val, word)
-    elif kind == "dense":
+    elif kind == Kind.DENSE:
         m = gate.matrix(params, op.hyper, k)
         data = np.conj(np.swapaxes(m, -1, -2)) if inv else m
     return Kernel(kind, data, op.wires, op.controls, op.control_values)
@@ -60,13 +70,13 @@ def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kerne
 def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
     """Apply a compiled operation to ``state`` in place through the matching backend primitive."""
     kind, w, c, v = kern.kind, kern.wires, kern.controls, kern.control_values
-    if kind == "dense":
+    if kind == Kind.DENSE:
         return backend.apply_matrix(state, kern.data, w, c, v)
-    if kind == "diagonal":
+    if kind == Kind.DIAGONAL:
         return backend.apply_diagonal(state, kern.data, w, c, v)
-    if kind == "permutation":
+    if kind == Kind.PERMUTATION:
         return backend.apply_permutation(state, kern.data, w, c, v)
-    if kind == "pauli_rotation":
+    if kind == Kind.PAULI_ROTATION:
         return backend.apply_pauli_rotation(state, kern.data[0], kern.data[1], c, v)
     return state
 
@@ -74,10 +84,10 @@ def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
 def kernel_matrix(kern: Kernel) -> np.ndarray:
     """A kernel's matrix on its targets, ``(d, d)`` or ``(B, d, d)`` (controls not included)."""
     d = 2 ** len(kern.wires)
-    if kern.kind == "permutation":
+    if kern.kind == Kind.PERMUTATION:
         return np.eye(d, dtype=complex)[list(kern.data)]
     data = np.asarray(kern.data)
-    if kern.kind == "diagonal":
+    if kern.kind == Kind.DIAGONAL:
         return data[..., :, None] * np.eye(d)
     return data
 
@@ -130,7 +140,7 @@ class Group:
         """Stacked diagonals ``(G, [B,] d)`` or matrices ``(G, [B,] d, d)`` of the group."""
         params = self.table.values(theta)
         inv = self.inverse != inverse
-        if self.gate.kind == "diagonal":
+        if exec_kind(self.gate) == Kind.DIAGONAL:
             d = self.gate.diagonal(params, None, self.k)
             return np.conj(d) if inv else d
         m = self.gate.matrix(params, None, self.k)
@@ -147,7 +157,8 @@ class Program:
         self.singles: list[int] = []
         for i, op in enumerate(self.operations):
             scalar = all(isinstance(p, (ParamRef, float, int)) for p in op.params)
-            if op.gate.kind in ("dense", "diagonal") and op.gate.hyper is None and op.gate.num_params > 0 and scalar:
+            groupable = exec_kind(op.gate) in (Kind.DENSE, Kind.DIAGONAL) and op.gate.hyper is None
+            if groupable and op.gate.num_params > 0 and scalar:
                 groups[(op.gate.name, len(op.wires), op.inverse)].append(i)
             else:
                 self.singles.append(i)
@@ -191,7 +202,7 @@ class Program:
             data = group.data(theta, inverse)
             for g, i in enumerate(group.idx):
                 op = group.ops[g]
-                out[i] = Kernel(group.gate.kind, data[g], op.wires, op.controls, op.control_values)
+                out[i] = Kernel(exec_kind(group.gate), data[g], op.wires, op.controls, op.control_values)
         return out  # type: ignore[return-value]
 
     # -- gradient data ----------------------------------------------------------------------------
@@ -332,12 +343,11 @@ def structure_key(circuit: Circuit) -> tuple | None:
 
 
 def program_of(circuit: Circuit) -> Program:
-    """The circuit's :class:`Program`: cached on the circuit (until operations are added or replaced) and
-    shared between circuits of the same structure."""
-    snapshot = circuit.operations
+    """The circuit's :class:`Program`: cached on the circuit until it changes (any change bumps
+    ``circuit.version``: operations, parameter count, state preparation) and shared between circuits of
+    the same structure."""
     cached = getattr(circuit, "_program", None)
-    if cached is not None and cached[0] == circuit.num_params and len(cached[2]) == len(snapshot) \
-            and all(a is b for a, b in zip(cached[2], snapshot, strict=True)):
+    if cached is not None and cached[0] == circuit.version:
         return cached[1]
     key = structure_key(circuit)
     prog = None
@@ -353,5 +363,5 @@ def program_of(circuit: Circuit) -> Program:
                 _PROGRAMS[key] = prog
                 while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
                     _PROGRAMS.popitem(last=False)
-    circuit._program = (circuit.num_params, prog, tuple(snapshot))  # type: ignore[attr-defined]
+    circuit._program = (circuit.version, prog)  # type: ignore[attr-defined]
     return prog

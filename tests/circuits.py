@@ -61,6 +61,8 @@ PL_NUM_WIRES: dict[str, int | None] = {
     "SWAP": 2, "ISWAP": 2, "SISWAP": 2, "ECR": 2, "RX": 1, "RY": 1, "RZ": 1, "PhaseShift": 1, "Rot": 1,
     "U2": 1, "U3": 1, "IsingXX": 2, "IsingYY": 2, "IsingZZ": 2, "IsingXY": 2, "MultiRZ": None,
     "PauliRot": None, "SingleExcitation": 2, "DoubleExcitation": 4, "GlobalPhase": None,
+    "SingleExcitationPlus": 2, "SingleExcitationMinus": 2, "DoubleExcitationPlus": 4, "DoubleExcitationMinus": 4,
+    "FermionicSWAP": 2,
     "QubitUnitary": None, "DiagonalQubitUnitary": None,
 }
 
@@ -335,7 +337,8 @@ def draw_record(src: Source, n: int, num_params: int, names: Sequence[str] = ALL
 
 
 _ONE_PARAM = {"RX", "RY", "RZ", "PhaseShift", "IsingXX", "IsingYY", "IsingZZ", "IsingXY", "MultiRZ", "PauliRot",
-              "SingleExcitation", "DoubleExcitation", "GlobalPhase"}
+              "SingleExcitation", "DoubleExcitation", "GlobalPhase", "SingleExcitationPlus", "SingleExcitationMinus",
+              "DoubleExcitationPlus", "DoubleExcitationMinus", "FermionicSWAP"}
 
 
 def add_record(circuit: Circuit, p: Any, rec: GateRecord, how: int) -> None:

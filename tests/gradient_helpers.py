@@ -24,7 +24,8 @@ from qdiff.observables import Hermitian, PauliWord
 PARAM_GATES: tuple[str, ...] = (
     "RX", "RY", "RZ", "PhaseShift", "U1", "Rot", "U2", "U3", "IsingXX", "IsingYY", "IsingZZ", "IsingXY",
     "MultiRZ", "PauliRot", "SingleExcitation", "DoubleExcitation", "GlobalPhase", "ControlledPhaseShift",
-    "CPhase", "CRX", "CRY", "CRZ", "CRot",
+    "CPhase", "CRX", "CRY", "CRZ", "CRot", "SingleExcitationPlus", "SingleExcitationMinus", "DoubleExcitationPlus",
+    "DoubleExcitationMinus", "FermionicSWAP",
 )
 """Every gate name with trainable parameters (base gates and aliases), written out by hand."""
 

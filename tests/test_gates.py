@@ -25,6 +25,7 @@ from scipy.stats import unitary_group
 
 from qdiff.circuit import Circuit
 from qdiff.gates import ALIASES, GATES, pauli_word_matrix, resolve_gate_name, shift_rule
+from qdiff.ir.kinds import Kind
 from qdiff.simulate import factor_operations
 
 X, Y, Z, I2 = PAULIS["X"], PAULIS["Y"], PAULIS["Z"], PAULIS["I"]
@@ -57,6 +58,18 @@ def _expected_generator(name: str, k: int, word: str | None) -> np.ndarray:
         return _sub_y(4, 0b01, 0b10)
     if name == "DoubleExcitation":
         return _sub_y(16, 0b0011, 0b1100)
+    if name.startswith(("SingleExcitation", "DoubleExcitation")):  # Plus/Minus: +/-1/2 on the other states
+        dim, a, b = (4, 0b01, 0b10) if name.startswith("Single") else (16, 0b0011, 0b1100)
+        g = _sub_y(dim, a, b)
+        rest = [i for i in range(dim) if i not in (a, b)]
+        g[rest, rest] = 0.5 if name.endswith("Plus") else -0.5
+        return g
+    if name == "FermionicSWAP":  # 1/2 (I - X X - Y Y - Z Z) on |01>,|10> plus |11>
+        g = np.zeros((4, 4), dtype=complex)
+        g[1, 1] = g[2, 2] = 0.5
+        g[1, 2] = g[2, 1] = -0.5
+        g[3, 3] = 1.0
+        return g
     if name == "GlobalPhase":
         return -np.eye(2**k, dtype=complex)
     raise KeyError(name)
@@ -64,8 +77,9 @@ def _expected_generator(name: str, k: int, word: str | None) -> np.ndarray:
 
 GENERATOR_CASES = (
     [(n, 1, None) for n in ("RX", "RY", "RZ", "PhaseShift")]
-    + [(n, 2, None) for n in ("IsingXX", "IsingYY", "IsingZZ", "IsingXY", "SingleExcitation")]
-    + [("DoubleExcitation", 4, None)]
+    + [(n, 2, None) for n in ("IsingXX", "IsingYY", "IsingZZ", "IsingXY", "SingleExcitation",
+                              "SingleExcitationPlus", "SingleExcitationMinus", "FermionicSWAP")]
+    + [(n, 4, None) for n in ("DoubleExcitation", "DoubleExcitationPlus", "DoubleExcitationMinus")]
     + [("MultiRZ", k, None) for k in (1, 2, 3, 4)]
     + [("PauliRot", len(w), w) for w in ("X", "Y", "Z", "I", "XY", "ZZ", "YIX", "XYZI", "II")]
     + [("GlobalPhase", k, None) for k in (0, 1, 2, 3)]
@@ -135,7 +149,7 @@ def test_batched_parameters_match_loop(name, k, word):
     assert batched.shape == (len(ts), 2**k, 2**k)
     for b, t in enumerate(ts):
         np.testing.assert_allclose(batched[b], spec.matrix((t,), word, k), atol=1e-14)
-    if spec.kind == "diagonal":
+    if spec.kind == Kind.DIAGONAL:
         assert spec.diagonal((ts,), word, k).shape == (len(ts), 2**k)
 
 
@@ -232,13 +246,13 @@ def test_fixed_gate_closed_forms(name):
     np.testing.assert_allclose(m @ m.conj().T, np.eye(m.shape[0]), atol=1e-14)
     if spec.self_inverse:
         np.testing.assert_allclose(m @ m, np.eye(m.shape[0]), atol=1e-14)
-    if spec.kind == "permutation":
+    if spec.kind == Kind.PERMUTATION:
         assert sorted(spec.permutation) == list(range(m.shape[0]))
         assert set(np.unique(m)) <= {0, 1}
 
 
 def test_closed_forms_cover_every_fixed_gate():
-    fixed = {n for n, s in GATES.items() if not s.parameterised and s.hyper is None and s.kind != "identity"}
+    fixed = {n for n, s in GATES.items() if not s.parameterised and s.hyper is None and not s.identity}
     assert fixed == set(CLOSED_FORM)
     for k in (1, 2, 3):
         np.testing.assert_array_equal(GATES["Identity"].matrix((), None, k), np.eye(2**k))

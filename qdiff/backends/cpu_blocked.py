@@ -29,7 +29,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
-from ..program import kernel_matrix
+from ..ir.kinds import Kind
+from ..program import exec_kind, kernel_matrix
 from ..schedule import GateWires, plan_passes
 from . import cpu_program
 
@@ -384,7 +385,7 @@ class BlockedPlan:
         order = range(len(ops) - 1, -1, -1) if adjoint else range(len(ops))
         items: list[tuple[int, BlockOp | None]] = []
         for i in order:
-            if ops[i].gate.kind == "identity":
+            if exec_kind(ops[i].gate) is None:
                 continue
             bop = classify(ops[i])
             if bop is not None and len(set(ops[i].controls + ops[i].wires)) > width:
@@ -487,7 +488,7 @@ def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
             if isinstance(bop, BlockOp):
                 for i, _ in bop.parts:
                     if i not in dense:
-                        dense[i] = None if kernels[i].kind == "permutation" and bop.code in (CSEL, SWAP_SUB) \
+                        dense[i] = None if kernels[i].kind == Kind.PERMUTATION and bop.code in (CSEL, SWAP_SUB) \
                             else kernel_matrix(kernels[i])
     batch = state.shape[0]
     for bp in plan.passes:

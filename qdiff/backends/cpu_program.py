@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..program import kernel_matrix
+from ..ir.kinds import Kind
+from ..program import exec_kind, kernel_matrix
 from ..spectral import spectral_plan
 
 MAX_QUBITS = 12
@@ -246,9 +247,10 @@ class PackedProgram:
         n = program.circuit.num_wires
         ops = program.operations
         self.program = program
-        self.keep = keep = [i for i, op in enumerate(ops) if op.gate.kind != "identity"]
+        self.keep = keep = [i for i, op in enumerate(ops) if exec_kind(op.gate) is not None]
         L = len(keep)
-        self.kinds = np.array([DIAGONAL if ops[i].gate.kind == "diagonal" else DENSE for i in keep], dtype=np.int64)
+        diagonal = [exec_kind(ops[i].gate) == Kind.DIAGONAL for i in keep]
+        self.kinds = np.array([DIAGONAL if d else DENSE for d in diagonal], dtype=np.int64)
         self.ks = np.array([len(ops[i].wires) for i in keep], dtype=np.int64)
         self.b0s = np.array([n - 1 - ops[i].wires[0] for i in keep], dtype=np.int64)
         self.b1s = np.array([n - 1 - ops[i].wires[-1] for i in keep], dtype=np.int64)
@@ -319,7 +321,7 @@ def packing(program: Any) -> PackedProgram | None:
     cached = getattr(program, "_cpu_packing", None)
     if cached is None:
         ok = program.circuit.num_wires <= MAX_QUBITS and all(
-            op.gate.kind == "identity" or (op.gate.kind in ("dense", "diagonal", "permutation")
+            exec_kind(op.gate) is None or (exec_kind(op.gate) in (Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION)
                                            and 1 <= len(op.wires) <= 2)
             for op in program.operations
         )
