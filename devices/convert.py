@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -262,12 +262,10 @@ class _Builder:
         ctrl = tuple(self._wires(controls))
         key = (qname, targets, ctrl, tuple(cvals), inverse, hyper, len(params))
         template = _OP_TEMPLATES.get(key)
-        if template is not None:  # same gate structure seen before: only the parameters change
-            ops = self.circuit.operations
-            ops.append(Operation(template.gate, template.wires, tuple(params), template.controls,
-                                 template.control_values, template.inverse, template.hyper, template.name))
-            return
         try:
+            if template is not None:  # same gate structure seen before: only the parameters change (and are checked)
+                self.circuit.append(replace(template, params=tuple(params)))
+                return
             self.circuit.add(
                 qname, *params, wires=targets, controls=ctrl,
                 control_values=cvals if controls else None, inverse=inverse, hyper=hyper,

@@ -13,6 +13,9 @@ Example::
 
 from __future__ import annotations
 
+import inspect
+import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,10 +23,31 @@ from typing import Any
 import numpy as np
 
 from .errors import NotUnitaryError, ParameterError, StateError, WireError
-from .gates import GATES, GateSpec, resolve_gate_name
+from .gates import ALIASES, GATES, GateSpec, resolve_gate_name
 
 UNITARY_ATOL = 1e-8
 """Tolerance for ``U U^dagger = I`` when a matrix is given as a gate."""
+
+
+_FROZEN: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def frozen(x: Any, dtype: Any) -> np.ndarray:
+    """A read-only copy of ``x`` as ``dtype``: arrays a circuit or observable keeps never change behind its back.
+
+    An array this function made already (same dtype) is returned as it is.
+    """
+    if is_frozen(x) and x.dtype == np.dtype(dtype):
+        return x
+    arr = np.array(x, dtype=dtype, copy=True)
+    arr.setflags(write=False)
+    _FROZEN[id(arr)] = arr
+    return arr
+
+
+def is_frozen(x: Any) -> bool:
+    """True when ``x`` is an array made by :func:`frozen` (a private, read-only copy)."""
+    return isinstance(x, np.ndarray) and _FROZEN.get(id(x)) is x
 
 
 @dataclass(frozen=True)
@@ -182,25 +206,82 @@ def _wire_tuple(wires: Any, what: str) -> tuple:
 class Circuit:
     """An ordered list of operations on ``num_wires`` qubits with ``num_params`` trainable parameters.
 
-    Build it with :meth:`add` or the lower-case gate methods (``c.rx(p[0], 0)``, ``c.cnot(0, 1)``);
-    each returns the circuit, so calls chain.
+    Build it with :meth:`add` or the gate methods (``c.rx(p[0], 0)``, ``c.cnot(0, 1)``; one per gate of
+    :data:`qdiff.gates.GATES` and alias, see ``dir(Circuit)``); each returns the circuit, so calls chain.
+    Every array the circuit takes (matrices, diagonals, batched constants, amplitudes) is copied and
+    frozen, so changing the caller's array later changes nothing here. ``version`` counts changes:
+    everything derived from a circuit (its compiled program) is keyed on it.
     """
 
     def __init__(self, num_wires: int, num_params: int = 0):
         if not isinstance(num_wires, (int, np.integer, float)) or int(num_wires) != num_wires or num_wires < 1:
             raise WireError(f"a circuit needs a positive integer number of wires, got {num_wires!r}")
         self.num_wires = int(num_wires)
-        self.num_params = int(num_params)
-        self.operations: list[Operation] = []
-        self.state_prep: StatePrep | None = None
+        self._num_params = int(num_params)
+        self._ops: list[Operation] = []
+        self._prep: StatePrep | None = None
+        self.version = 0
+
+    # -- versioned state --------------------------------------------------------------------------
+    def _changed(self) -> None:
+        self.version += 1
+
+    @property
+    def num_params(self) -> int:
+        """Length of the trainable parameter vector."""
+        return self._num_params
+
+    @num_params.setter
+    def num_params(self, value: int) -> None:
+        self._num_params = int(value)
+        self._changed()
+
+    @property
+    def operations(self) -> tuple[Operation, ...]:
+        """The operations, in order (a tuple; change them with :meth:`add`/:meth:`append` or by assigning a list)."""
+        return tuple(self._ops)
+
+    @operations.setter
+    def operations(self, ops: Iterable[Operation]) -> None:
+        self._ops = [self._checked(op) for op in ops]
+        for op in self._ops:
+            self._grow(op)
+        self._changed()
+
+    @property
+    def state_prep(self) -> StatePrep | None:
+        """The initial state (None: |0...0>)."""
+        return self._prep
+
+    @state_prep.setter
+    def state_prep(self, prep: StatePrep | None) -> None:
+        if prep is not None and prep.amplitudes is not None:
+            prep = replace(prep, amplitudes=frozen(prep.amplitudes, complex))
+        self._prep = prep
+        self._changed()
+
+    def _checked(self, op: Any) -> Operation:
+        """``op`` validated against this circuit (wires, parameter count and values), arrays frozen."""
+        if not isinstance(op, Operation):
+            raise ParameterError(f"expected a qdiff Operation, got {type(op).__name__}")
+        name = op.name or op.gate.name
+        self._check_wires(op.all_wires, name)
+        if len(op.params) != op.gate.num_params:
+            raise ParameterError(f"{name} takes {op.gate.num_params} parameter(s), got {len(op.params)}")
+        params = tuple(check_parameter(p, f"{name} parameter {i}") for i, p in enumerate(op.params))
+        return _frozen_operation(replace(op, params=params))
+
+    def _grow(self, op: Operation) -> None:
+        for _, ref in op.trainable_refs:
+            self._num_params = max(self._num_params, ref.index + 1)
 
     # -- parameters -------------------------------------------------------------------------------
     def params(self, count: int) -> ParamVector:
         """Reserve ``count`` new trainable parameters and return handles ``p[0] .. p[count-1]``."""
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
             raise ParameterError(f"params() needs a non-negative integer count, got {count!r}")
-        start = self.num_params
-        self.num_params += int(count)
+        start = self._num_params
+        self.num_params = start + int(count)
         return ParamVector(start, int(count))
 
     # -- building ---------------------------------------------------------------------------------
@@ -229,6 +310,23 @@ class Circuit:
         ``controls``/``control_values`` add further controls to any gate; ``inverse`` applies its
         adjoint. Raises a :class:`~qdiff.errors.QDiffError` subclass, and changes nothing, on bad input.
         """
+        self._ops.append(self.operation(name, *params, wires=wires, controls=controls,
+                                        control_values=control_values, inverse=inverse, hyper=hyper))
+        self._grow(self._ops[-1])
+        self._changed()
+        return self
+
+    def operation(
+        self,
+        name: str,
+        *params: Any,
+        wires: int | Iterable[int],
+        controls: Iterable[int] = (),
+        control_values: Iterable[int] | None = None,
+        inverse: bool = False,
+        hyper: Any = None,
+    ) -> Operation:
+        """The validated :class:`Operation` :meth:`add` would append, without appending it."""
         spec, n_alias_ctrl = resolve_gate_name(name)
         wires_t = _wire_tuple(wires, name)
         controls_t = _wire_tuple(controls, name)
@@ -244,7 +342,7 @@ class Circuit:
             cvals = (1,) * len(all_ctrl)
         else:
             cvals = _wire_tuple(control_values, f"{name} control_values")
-            if any(not isinstance(v, (int, np.integer)) for v in cvals):
+            if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in cvals):
                 raise WireError(f"{name}: control_values {cvals} must be 0/1, one per control {controls_t}")
             cvals = tuple(int(v) for v in cvals)
             if len(cvals) == len(alias_ctrl) and len(cvals) != len(all_ctrl):
@@ -258,23 +356,9 @@ class Circuit:
             raise WireError(f"{name} needs at least {spec.min_wires} target wire(s), got {targets}")
         if len(params) != spec.num_params:
             raise ParameterError(f"{name} takes {spec.num_params} parameter(s), got {len(params)}")
-        for i, p in enumerate(params):
-            if isinstance(p, ParamRef):
-                if isinstance(p.index, bool) or not isinstance(p.index, (int, np.integer)) or p.index < 0:
-                    raise ParameterError(f"{name}: parameter index {p.index!r} must be a non-negative integer")
-                _check_finite([p.coeff, p.offset], f"{name} parameter {i} scale/offset", real=True)
-            else:
-                _check_finite(p, f"{name} parameter {i}", real=True)
-                if np.ndim(p) > 1:
-                    raise ParameterError(f"{name} parameter {i} must be a scalar or a 1-D batch, got {np.shape(p)}")
+        params_t = tuple(check_parameter(p, f"{name} parameter {i}") for i, p in enumerate(params))
         hyper = self._check_hyper(spec, name, hyper, len(targets))
-        params_t = tuple(p if isinstance(p, ParamRef) else float(p) if np.ndim(p) == 0 else np.asarray(p, float)
-                         for p in params)
-        op = Operation(spec, targets, params_t, all_ctrl, cvals, bool(inverse), hyper, name)
-        for _, ref in op.trainable_refs:
-            self.num_params = max(self.num_params, ref.index + 1)
-        self.operations.append(op)
-        return self
+        return Operation(spec, targets, params_t, all_ctrl, cvals, bool(inverse), hyper, name)
 
     @staticmethod
     def _check_hyper(spec: GateSpec, name: str, hyper: Any, k: int) -> Any:
@@ -290,7 +374,7 @@ class Circuit:
                 raise ParameterError(f"{name}: Pauli word {hyper!r} must use I/X/Y/Z, one letter per wire ({k})")
             return word
         _check_finite(hyper, f"{name} {spec.hyper}")
-        arr = np.asarray(hyper, dtype=complex)
+        arr = frozen(hyper, complex)
         d = 2**k
         if spec.hyper == "matrix":
             if arr.shape[-2:] != (d, d) or arr.ndim not in (2, 3):
@@ -304,23 +388,21 @@ class Circuit:
             err = np.abs(np.abs(arr) - 1).max()
             if err > UNITARY_ATOL:
                 raise NotUnitaryError(f"{name} diagonal entries must have modulus 1 (max deviation {err:.3g})")
+        if arr.ndim == (3 if spec.hyper == "matrix" else 2) and arr.shape[0] == 0:
+            raise ParameterError(f"{name}: a batch of {spec.hyper}s needs at least one entry")
         return arr
 
     def append(self, op: Operation) -> Circuit:
         """Append an existing :class:`Operation` (validated against this circuit's wires)."""
-        self._check_wires(op.all_wires, op.name or op.gate.name)
-        for _, ref in op.trainable_refs:
-            self.num_params = max(self.num_params, ref.index + 1)
-        self.operations.append(op)
-        return self
+        return self.extend([op])
 
     def extend(self, ops: Iterable[Operation]) -> Circuit:
-        """Append several operations (all or none: every one is validated first)."""
-        ops = list(ops)
-        for op in ops:
-            self._check_wires(op.all_wires, op.name or op.gate.name)
-        for op in ops:
-            self.append(op)
+        """Append several operations (all or none: wires and parameters of every one are validated first)."""
+        checked = [self._checked(op) for op in ops]
+        for op in checked:
+            self._ops.append(op)
+            self._grow(op)
+        self._changed()
         return self
 
     def basis_state(self, bits: Sequence[int], wires: Iterable[int] | None = None) -> Circuit:
@@ -343,8 +425,8 @@ class Circuit:
         wires_t = tuple(range(self.num_wires)) if wires is None else _wire_tuple(wires, "StatePrep")
         self._check_wires(wires_t, "StatePrep")
         _check_finite(amplitudes, "StatePrep amplitudes")
-        amp = np.asarray(amplitudes, dtype=complex)
-        if amp.ndim not in (1, 2) or amp.shape[-1] != 2 ** len(wires_t):
+        amp = np.array(amplitudes, dtype=complex, copy=True)
+        if amp.ndim not in (1, 2) or amp.shape[-1] != 2 ** len(wires_t) or (amp.ndim == 2 and amp.shape[0] == 0):
             raise StateError(
                 f"StatePrep on {len(wires_t)} wire(s) needs {2 ** len(wires_t)} amplitudes, got shape {amp.shape}"
             )
@@ -355,63 +437,139 @@ class Circuit:
             amp = amp / norms[..., None]
         elif np.any(np.abs(norms - 1) > atol):
             raise StateError(f"StatePrep amplitudes are not normalised (norm {norms}); pass normalize=True")
-        self._set_prep(StatePrep(wires_t, amplitudes=amp))
+        self._set_prep(StatePrep(wires_t, amplitudes=frozen(amp, complex)))
         return self
 
     def _set_prep(self, prep: StatePrep) -> None:
-        if self.operations:
+        if self._ops:
             raise StateError("state preparation must come before every gate of the circuit")
         self.state_prep = prep
 
     def __getattr__(self, attr: str) -> Any:
-        """Lower-case gate methods: ``c.rx(theta, wire)``, ``c.cnot(0, 1)``, ``c.pauli_rot(t, 'XY', wires=[0, 1])``."""
-        if attr.startswith("_"):
-            raise AttributeError(attr)
-        try:
-            spec, n_ctrl = resolve_gate_name(attr.replace("_", ""))
-        except Exception:
-            raise AttributeError(f"Circuit has no attribute or gate {attr!r}") from None
-
-        def gate_method(*args: Any, wires: Any = None, **kwargs: Any) -> Circuit:
-            nparams = spec.num_params
-            params, rest = args[:nparams], args[nparams:]
-            if spec.hyper is not None and "hyper" not in kwargs:
-                if spec.hyper == "word" and rest and isinstance(rest[0], str):
-                    kwargs["hyper"], rest = rest[0], rest[1:]
-                elif spec.hyper in ("matrix", "diagonal") and rest and np.ndim(rest[0]) >= 1 and wires is not None:
-                    kwargs["hyper"], rest = rest[0], rest[1:]
-                elif spec.hyper in ("matrix", "diagonal") and len(params) == 0 and rest and np.ndim(rest[0]) >= 1:
-                    kwargs["hyper"], rest = rest[0], rest[1:]
-            if wires is None:
-                wires = rest[0] if len(rest) == 1 and not isinstance(rest[0], (int, np.integer)) else rest
-            return self.add(attr.replace("_", ""), *params, wires=wires, **kwargs)
-
-        gate_method.__doc__ = f"Append {spec.name} (see Circuit.add)."
-        return gate_method
+        """Other spellings of the gate methods (``c.paulirot``, ``c.CNOT``): any case, underscores ignored."""
+        name = None if attr.startswith("_") else _ALIAS_LOWER.get(attr.replace("_", "").lower())
+        if name is None:
+            raise AttributeError(f"Circuit has no attribute or gate {attr!r}")
+        return getattr(self, _METHOD_OF[name])
 
     # -- inspection -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.operations)
+        return len(self._ops)
 
     def __iter__(self) -> Iterator[Operation]:
-        return iter(self.operations)
+        return iter(tuple(self._ops))
 
     def copy(self) -> Circuit:
-        """A shallow copy (operations are immutable)."""
-        c = Circuit(self.num_wires, self.num_params)
-        c.operations = list(self.operations)
-        c.state_prep = self.state_prep
+        """A shallow copy (operations and their data are immutable)."""
+        c = Circuit(self.num_wires, self._num_params)
+        c._ops = list(self._ops)
+        c._prep = self._prep
         return c
 
     def adjoint(self) -> Circuit:
         """The inverse circuit (operations reversed and inverted; no state preparation)."""
-        c = Circuit(self.num_wires, self.num_params)
-        c.operations = [op.adjoint() for op in reversed(self.operations)]
+        c = Circuit(self.num_wires, self._num_params)
+        c._ops = [op.adjoint() for op in reversed(self._ops)]
         return c
 
     def __repr__(self) -> str:
-        body = "\n".join(f"  {op!r}" for op in self.operations)
+        body = "\n".join(f"  {op!r}" for op in self._ops)
         return f"Circuit(num_wires={self.num_wires}, num_params={self.num_params}, ops=[\n{body}\n])"
+
+
+def check_parameter(p: Any, what: str) -> Any:
+    """A gate parameter as stored: a :class:`ParamRef`, a float, or a frozen 1-D float batch; error otherwise."""
+    if isinstance(p, ParamRef):
+        if isinstance(p.index, bool) or not isinstance(p.index, (int, np.integer)) or p.index < 0:
+            raise ParameterError(f"{what}: parameter index {p.index!r} must be a non-negative integer")
+        _check_finite([p.coeff, p.offset], f"{what} scale/offset", real=True)
+        return p
+    _check_finite(p, what, real=True)
+    if np.ndim(p) > 1:
+        raise ParameterError(f"{what} must be a scalar or a 1-D batch, got shape {np.shape(p)}")
+    if np.ndim(p) == 0:
+        return float(p)
+    if np.shape(p)[0] == 0:
+        raise ParameterError(f"{what}: a batch of parameter values needs at least one entry")
+    return frozen(p, float)
+
+
+def _frozen_operation(op: Operation) -> Operation:
+    """``op`` with its matrix/diagonal data as a frozen copy (operations built by the caller may alias arrays;
+    parameters are frozen by :func:`check_parameter`)."""
+    hyper = op.hyper if op.hyper is None or isinstance(op.hyper, str) else frozen(op.hyper, complex)
+    return op if hyper is op.hyper else replace(op, hyper=hyper)
+
+
+# ------------------------------------------------------------------------------------------------
+# gate methods: one real method per gate and alias, generated from the gate table
+
+_PARAM_NAMES = {"Rot": ("phi", "theta", "omega"), "U2": ("phi", "delta"), "U3": ("theta", "phi", "delta"),
+                "CRot": ("phi", "theta", "omega")}
+_HYPER_NAMES = {"matrix": "matrix", "diagonal": "diagonal", "word": "word"}
+
+
+def method_name(gate_name: str) -> str:
+    """The Circuit method of a gate: ``IsingXX`` -> ``ising_xx``, ``CNOT`` -> ``cnot``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", gate_name).lower()
+
+
+def _gate_method(gate_name: str) -> Any:
+    spec, n_alias = resolve_gate_name(gate_name)
+    names = _PARAM_NAMES.get(gate_name, _PARAM_NAMES.get(spec.name, ("theta",) * 0))
+    if len(names) != spec.num_params:
+        names = ("theta",) if spec.num_params == 1 else tuple(f"p{i}" for i in range(spec.num_params))
+    hyper_name = _HYPER_NAMES.get(spec.hyper) if spec.hyper else None
+
+    def method(self: Circuit, *args: Any, wires: Any = None, controls: Iterable[int] = (),
+               control_values: Iterable[int] | None = None, inverse: bool = False, **kwargs: Any) -> Circuit:
+        params, rest = args[: spec.num_params], args[spec.num_params:]
+        hyper = kwargs.pop("hyper", None)
+        if hyper_name is not None and hyper_name in kwargs:
+            hyper = kwargs.pop(hyper_name)
+        if kwargs:
+            raise TypeError(f"{method_name(gate_name)}() got unexpected keyword argument(s) {sorted(kwargs)}")
+        if hyper_name is not None and hyper is None and rest:
+            hyper, rest = rest[0], rest[1:]
+        if wires is None:
+            wires = rest[0] if len(rest) == 1 and not isinstance(rest[0], (int, np.integer)) else rest
+        elif rest:
+            raise TypeError(f"{method_name(gate_name)}() got wires both positionally and as wires=")
+        return self.add(gate_name, *params, wires=wires, controls=controls, control_values=control_values,
+                        inverse=inverse, hyper=hyper)
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    sig_params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    sig_params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_ONLY) for n in names]
+    if hyper_name:
+        sig_params.append(inspect.Parameter(hyper_name, inspect.Parameter.POSITIONAL_ONLY))
+    sig_params += [inspect.Parameter("wires", inspect.Parameter.VAR_POSITIONAL),
+                   inspect.Parameter("controls", kw, default=()),
+                   inspect.Parameter("control_values", kw, default=None),
+                   inspect.Parameter("inverse", kw, default=False)]
+    method.__signature__ = inspect.Signature(sig_params, return_annotation="Circuit")  # type: ignore[attr-defined]
+    method.__name__ = method.__qualname__ = method_name(gate_name)
+    if n_alias:
+        ctrl = "all wires but the last" if n_alias == -1 else f"{n_alias} control wire(s) first"
+        what = f"{spec.name} controlled by {ctrl}"
+    else:
+        what = spec.doc or spec.name
+    method.__doc__ = (f"Append {gate_name}: {what}\n\n"
+                      f"Parameters: {', '.join(names) or 'none'} (numbers, batches (B,) or parameter handles p[i])"
+                      + (f"; {hyper_name}" if hyper_name else "")
+                      + ". Wires positionally or as ``wires=``; ``controls``/``control_values`` add controls, "
+                      "``inverse=True`` appends the adjoint. Returns the circuit (calls chain).")
+    return method
+
+
+_METHOD_OF: dict[str, str] = {}
+_ALIAS_LOWER: dict[str, str] = {}
+for _name in tuple(GATES) + tuple(ALIASES):
+    _METHOD_OF[_name] = method_name(_name)
+    _ALIAS_LOWER[_name.lower()] = _name
+    if not hasattr(Circuit, method_name(_name)):
+        setattr(Circuit, method_name(_name), _gate_method(_name))
+del _name
 
 
 def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
@@ -441,4 +599,5 @@ def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
     return arr, (arr.shape[0] if arr.ndim == 2 else None)
 
 
-__all__ = ["Circuit", "Operation", "ParamRef", "ParamVector", "StatePrep", "check_theta", "GATES"]
+__all__ = ["Circuit", "Operation", "ParamRef", "ParamVector", "StatePrep", "check_theta", "check_parameter", "frozen",
+           "is_frozen", "method_name", "GATES"]

@@ -102,9 +102,10 @@ class Hermitian(Observable):
     def __init__(self, matrix: Any, wires: int | Iterable[int], atol: float = HERMITIAN_ATOL):
         wires_t = (int(wires),) if isinstance(wires, (int, np.integer)) else tuple(int(w) for w in wires)
         try:
-            m = np.asarray(matrix, dtype=complex)
+            m = np.array(matrix, dtype=complex)  # a copy: later changes to the caller's array change nothing
         except (TypeError, ValueError):
             raise ParameterError(f"Hermitian needs a numeric matrix, got {matrix!r}") from None
+        m.flags.writeable = False
         d = 2 ** len(wires_t)
         if m.shape != (d, d):
             raise ParameterError(f"Hermitian on {len(wires_t)} wire(s) needs a {d}x{d} matrix, got {m.shape}")
@@ -147,7 +148,7 @@ class SparseHermitian(Observable):
         import scipy.sparse as sp
 
         wires_t = tuple(int(w) for w in wires)
-        m = sp.csr_matrix(matrix, dtype=complex)
+        m = sp.csr_matrix(matrix, dtype=complex, copy=True)  # a copy, frozen below
         d = 2 ** len(wires_t)
         if m.shape != (d, d):
             raise ParameterError(f"sparse observable on {len(wires_t)} wires needs shape ({d}, {d}), got {m.shape}")
@@ -158,6 +159,8 @@ class SparseHermitian(Observable):
         diff = m - m.conj().T
         if diff.nnz and np.abs(diff.data).max() > atol:
             raise NotHermitianError("sparse observable is not Hermitian")
+        for part in (m.data, m.indices, m.indptr):
+            part.flags.writeable = False
         object.__setattr__(self, "matrix", m)
         object.__setattr__(self, "wires", wires_t)
 

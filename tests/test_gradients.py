@@ -487,6 +487,11 @@ def _dense_state(circuit: Circuit, theta: np.ndarray) -> np.ndarray:
     return psi
 
 
+def _replaced(ops: tuple, index: int, op: object) -> tuple:
+    """``ops`` with entry ``index`` replaced (a circuit's operations are a tuple)."""
+    return ops[:index] + (op,) + ops[index + 1:]
+
+
 def _dense_loss(circuit: Circuit, theta: np.ndarray, parts: list) -> float:
     """``sum_m cot_m . output_m`` for an unnormalised dense state (the polynomial extension in U, U*)."""
     n = circuit.num_wires
@@ -557,10 +562,10 @@ def test_matrix_vjp_equals_complex_finite_differences(case):
             for delta in (eps, -eps, 1j * eps, -1j * eps):
                 pert = u.copy()
                 pert[i, j] += delta
-                c.operations[index] = dataclasses.replace(op, hyper=pert)
+                c.operations = _replaced(c.operations, index, dataclasses.replace(op, hyper=pert))
                 vals.append(_dense_loss(c, theta, parts))
             fd[i, j] = (vals[0] - vals[1]) / (2 * eps) + 1j * (vals[2] - vals[3]) / (2 * eps)
-    c.operations[index] = op
+    c.operations = _replaced(c.operations, index, op)
     np.testing.assert_allclose(got[index], fd, atol=1e-7)
     assert np.abs(fd).max() > 1e-3
     # the parameter gradient of the same sweep is the VJP

@@ -379,12 +379,12 @@ def test_compiled_program_follows_circuit_changes(mode, rng):
         check()
         c.add("RY", 0.3, wires=2, controls=[0], control_values=[0])
         check()
-        c.operations[0] = Circuit(4).add("CRX", 1.1, wires=[3, 1]).operations[0]
+        c.operations = (Circuit(4).add("CRX", 1.1, wires=[3, 1]).operations[0],) + c.operations[1:]
         check()
-        c.operations.pop()
+        c.operations = c.operations[:-1]
         check()
         p = c.params(1)
         c.rz(2 * p[0], 1)
         check(np.append(theta, 0.7))
-        c.operations[:] = c.operations[::-1]
+        c.operations = c.operations[::-1]
         check(np.append(theta, 0.7))
