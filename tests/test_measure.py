@@ -242,7 +242,10 @@ def test_shot_estimates_within_five_standard_errors(seed, mode):
         se_mean = np.sqrt(var / SHOTS)
         se_var = np.sqrt(max(mu4 - var**2, 0) / SHOTS)
         assert abs(res[i] - mu) <= 5 * se_mean + 1e-12, (i, res[i], mu, se_mean)
-        assert abs(res[len(cases) + i] - var) <= 5 * se_var + 1e-12, (i, res[len(cases) + i], var, se_var)
+        # the estimated variance also moves by (mean error)^2, second order but the only term when the
+        # fourth central moment equals var^2 (two outcomes of probability 1/2)
+        bound_var = 5 * se_var + (5 * se_mean) ** 2 + 1e-12
+        assert abs(res[len(cases) + i] - var) <= bound_var, (i, res[len(cases) + i], var, se_var)
 
 
 def test_non_commuting_sum_with_shots():
@@ -319,7 +322,7 @@ def test_batched_shots():
     assert s.shape == (2, 4000, 2) and p.shape == (2, 2) and e.shape == (2,) and len(cnt) == 2
     for b in range(2):
         psi = qdiff.state(rc.circuit, thetas[b])
-        p1 = marginal_probs(psi, [1], 3)
+        p1 = np.clip(marginal_probs(psi, [1], 3), 0.0, 1.0)  # rounding may leave 1 + 4e-16
         assert np.all(np.abs(p[b] - p1) <= 5 * np.sqrt(p1 * (1 - p1) / 4000) + 1e-12)
         mu, var = _exact(psi, pauli_dense({1: "Z"}, 3))
         assert abs(e[b] - mu) <= 5 * np.sqrt(var / 4000) + 1e-12
