@@ -43,6 +43,7 @@ from pennylane.wires import Wires
 import qdiff.measure as qm
 from qdiff.backends import cupy_status, get_backend
 from qdiff.errors import QDiffError
+from qdiff.memory import check_policy, forward_footprint, require
 from qdiff.simulate import apply_operation, final_state, initial_state
 from qdiff.threads import check_num_threads, num_threads
 
@@ -210,20 +211,26 @@ class QDiffQubit(Device):
         seed (int, None, numpy.random.Generator): seed of the sampling generator.
         threads (int, None): CPU threads for the compiled kernels during this device's executions
             (1 .. NUMBA_NUM_THREADS); None uses the process setting (``qdiff.set_num_threads``).
+        memory (str): ``"refuse"`` (default): every execution and derivative predicts its peak memory
+            and raises before allocating if it would not fit (free memory, cgroup limit,
+            ``QDIFF_MAX_MEMORY``); ``"fit"``: derivatives that do not fit run in smaller pieces (fewer
+            adjoint sweeps stacked, shifted circuits and parameter batches in chunks).
     """
 
     config_filepath = Path(__file__).parent / "qdiff_qubit.toml"
     _device_options = ("backend", "c_dtype", "rng")
 
     def __init__(self, wires: Any = None, shots: Any = None, *, backend: str = "numpy",
-                 c_dtype: Any = np.complex128, seed: Any = None, threads: int | None = None, **options: Any):
+                 c_dtype: Any = np.complex128, seed: Any = None, threads: int | None = None,
+                 memory: str = "refuse", **options: Any):
         if options:
             raise DeviceError(
                 f"{NAME} got unknown option(s) {', '.join(sorted(options))}; "
-                "valid options: wires, shots, backend, c_dtype, seed, threads"
+                "valid options: wires, shots, backend, c_dtype, seed, threads, memory"
             )
         try:
             self._threads = None if threads is None else check_num_threads(threads)
+            self._memory = check_policy(memory)
         except QDiffError as exc:
             raise DeviceError(f"{NAME}: {exc}") from exc
         if not isinstance(backend, str) or backend.lower() not in BACKENDS:
@@ -261,6 +268,14 @@ class QDiffQubit(Device):
 
     def _backend(self, num_wires: int) -> Any:
         return get_backend(self._backend_name, num_wires)
+
+    def _check_forward(self, be: Any, conv: Any, plans: list, tape: Any, batch: int) -> None:
+        """Refuse a forward pass whose predicted peak does not fit, before the state is allocated."""
+        ms = [p.core for p in plans if p.core is not None]
+        if tape.shots:
+            ms.append(qm.Sample())  # the sampling distribution and the drawn shots
+        fp = forward_footprint(len(conv.wire_order), batch, self._c_dtype, ms)
+        require(fp, "", be)
 
     # -- configuration ----------------------------------------------------------------------------
     def supports_derivatives(self, execution_config: ExecutionConfig | None = None, circuit: Any = None) -> bool:
@@ -395,8 +410,9 @@ class QDiffQubit(Device):
             if conv.postselects:
                 return self._execute_postselected(tape, conv, config)
             be = self._backend(len(conv.wire_order))
-            state, batched = final_state(conv.circuit, conv.theta, backend=be, dtype=self._c_dtype)
             plans = plan_measurements(tape, conv.wire_map)
+            self._check_forward(be, conv, plans, tape, conv.batch_size or 1)
+            state, batched = final_state(conv.circuit, conv.theta, backend=be, dtype=self._c_dtype)
             return tape_results(be, state, batched, plans, tape.shots, self._rng, conv.wire_order, conv.wire_map)
         except QDiffError as exc:
             raise DeviceError(f"{NAME}: {exc}") from exc
@@ -435,6 +451,8 @@ class QDiffQubit(Device):
         n = len(conv.wire_order)
         be = self._backend(n)
         batch = conv.batch_size
+        plans = plan_measurements(tape, conv.wire_map)
+        self._check_forward(be, conv, plans, tape, batch or 1)
         state = initial_state(be, conv.circuit, batch or 1, self._c_dtype)
         index = np.arange(2**n)
         for step in conv.schedule:
@@ -449,7 +467,6 @@ class QDiffQubit(Device):
             norm = be.xp.sqrt(be.xp.sum(be.xp.abs(state) ** 2, axis=1))
             with np.errstate(divide="ignore", invalid="ignore"):
                 state /= norm[:, None]
-        plans = plan_measurements(tape, conv.wire_map)
         return tape_results(be, state, batch is not None, plans, tape.shots, self._rng, conv.wire_order,
                             conv.wire_map)
 
@@ -463,6 +480,7 @@ class QDiffQubit(Device):
         per_state = np.dtype(self._c_dtype).itemsize * 2**n * 3
         chunk = max(1, min(total, STATE_CHUNK_BYTES // per_state))
         plans = plan_measurements(qml.tape.QuantumScript([], tape.measurements, shots=1), conv.wire_map)
+        self._check_forward(be, conv, plans, tape, chunk)
         mps = tape.measurements
         shots_out: list[Any] = []
         idx_bits = np.arange(2**n)
@@ -521,7 +539,7 @@ class QDiffQubit(Device):
             be = self._backend(len(conv.wire_order))
             if conv.circuit.num_params:
                 values, jacs = qg.value_and_jacobian(conv.circuit, ms, conv.theta, method=method,
-                                                     backend=be, dtype=self._c_dtype)
+                                                     backend=be, dtype=self._c_dtype, memory=self._memory)
             else:
                 state, batched = final_state(conv.circuit, conv.theta, backend=be, dtype=self._c_dtype)
                 values = [be.to_numpy(v) if batched else be.to_numpy(v)[0] for v in qm.measure(be, state, ms)]
@@ -562,7 +580,7 @@ class QDiffQubit(Device):
             g = None
             if conv.circuit.num_params:
                 g = np.asarray(qg.vjp(conv.circuit, ms, conv.theta, cots, method=method, backend=be,
-                                      dtype=self._c_dtype))
+                                      dtype=self._c_dtype, memory=self._memory))
             mats = [s.index for i, s in enumerate(conv.slots) if s.kind == "matrix" and i in tape.trainable_params]
             mg = {}
             if mats:

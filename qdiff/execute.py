@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .circuit import Circuit
+from .circuit import Circuit, check_theta
 from .measure import (
     Counts,
     Expval,
@@ -21,8 +21,9 @@ from .measure import (
     check_shots,
     measure,
 )
+from .memory import check_policy, fits, forward_footprint, largest_that_fits, require
 from .observables import Observable
-from .simulate import final_state
+from .simulate import batch_size, final_state, resolve_dtype
 
 
 def _to_host(backend: Any, value: Any, batched: bool) -> Any:
@@ -41,20 +42,37 @@ def execute(
     seed: int | np.random.Generator | None = None,
     backend: Any = "numpy",
     dtype: Any = None,
+    memory: str = "refuse",
 ) -> Any:
     """Simulate ``circuit`` at ``params`` and evaluate ``measurements``.
 
     ``params`` has shape ``(P,)`` or ``(B, P)`` (a batch: every result then gains a leading axis).
-    One measurement gives one result, a list gives a list. Everything is validated before the state
-    is allocated.
+    One measurement gives one result, a list gives a list. Everything is validated, and the peak
+    memory of the whole request predicted (:mod:`qdiff.memory`), before the state is allocated: a
+    request that would not fit raises :class:`~qdiff.errors.MemoryLimitError`, or with
+    ``memory="fit"`` a batch of parameter sets runs in chunks that fit (analytic measurements).
     """
     single = not isinstance(measurements, (list, tuple))
     ms = [measurements] if single else list(measurements)
     shots = check_shots(shots)
+    check_policy(memory)
     for m in ms:
         check_measurement(m, circuit.num_wires, shots)
     be = get_backend(backend, circuit.num_wires)
-    state, batched = final_state(circuit, params, backend=be, dtype=dtype)
+    dt = resolve_dtype(dtype)
+    theta, tb = check_theta(circuit, params)
+    batch = batch_size(circuit, tb)
+    fp = forward_footprint(circuit.num_wires, batch or 1, dt, ms)
+    splittable = tb is not None and tb > 1 and batch_size(circuit, None) is None and shots is None
+    if memory == "fit" and splittable and not fits(fp, be):
+        k = largest_that_fits(lambda rows: forward_footprint(circuit.num_wires, rows, dt, ms), tb - 1,
+                              be)
+        parts = [execute(circuit, ms, theta[s : s + k], backend=be, dtype=dt) for s in range(0, tb, k)]
+        results = [np.concatenate([part[i] for part in parts], axis=0) for i in range(len(ms))]
+        return results[0] if single else results
+    hint = f"memory='fit' runs the {tb} parameter sets in chunks" if splittable else ""
+    require(fp, hint, be)
+    state, batched = final_state(circuit, theta, backend=be, dtype=dt)
     results = [_to_host(be, r, batched) for r in measure(be, state, ms, shots=shots, rng=seed)]
     return results[0] if single else results
 

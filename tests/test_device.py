@@ -88,11 +88,39 @@ def test_options():
         (dict(foo=1), "foo"),
         (dict(backend="fortran"), "fortran"),
         (dict(c_dtype=np.float64), "c_dtype"),
+        (dict(memory="swap"), "memory must be one of"),
     ],
 )
 def test_bad_options(kwargs, match):
     with pytest.raises(DeviceError, match=match):
         dev(2, **kwargs)
+
+
+def _rx_chain(d, n):
+    @qml.qnode(d, diff_method="adjoint")
+    def c(x):
+        for w in range(n):
+            qml.RX(x[w], w)
+        return qml.expval(qml.Z(0)), qml.probs(wires=[0, 1, 2])
+
+    return c
+
+
+def test_device_refuses_what_does_not_fit_and_fits_when_allowed(monkeypatch):
+    n = 20  # one complex128 state is 16 MiB
+    x = pnp.array(np.linspace(0.1, 1.0, n), requires_grad=True)
+    want = _rx_chain(dev(n), n)(x)
+    want_jac = qml.jacobian(lambda v: qml.math.hstack(_rx_chain(dev(n), n)(v)))(x)
+    monkeypatch.setenv("QDIFF_MAX_MEMORY", "70M")  # a forward fits; 9 stacked adjoint rows do not
+    got = _rx_chain(dev(n), n)(np.asarray(x))  # not trainable: a plain execution, no derivatives
+    np.testing.assert_allclose(np.hstack(got), np.hstack(want), atol=1e-12)
+    with pytest.raises(DeviceError, match="needs about .* but only 70.0 MiB"):
+        qml.jacobian(lambda v: qml.math.hstack(_rx_chain(dev(n), n)(v)))(x)
+    fit = qml.jacobian(lambda v: qml.math.hstack(_rx_chain(dev(n, memory="fit"), n)(v)))(x)
+    np.testing.assert_allclose(fit, want_jac, atol=1e-10)
+    monkeypatch.setenv("QDIFF_MAX_MEMORY", "60M")  # below one 22-qubit state (64 MiB)
+    with pytest.raises(DeviceError, match="a forward pass on 22 qubits"):
+        _rx_chain(dev(22), 22)(np.linspace(0.1, 1.0, 22))
 
 
 def test_seed_reproducible_and_generator():

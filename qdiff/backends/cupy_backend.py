@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import memory
 from ..errors import BackendError, MemoryLimitError
 from . import gpu_index_model as gim
 from .numpy_backend import NumpyBackend, num_qubits
@@ -101,17 +102,18 @@ class CupyBackend:
         self._red: dict[str, Any] | None = None
 
     # -- memory and conversion --------------------------------------------------------------------
-    def available_memory(self) -> int:
-        """Bytes free for new states: free device memory plus what CuPy's pool holds unused."""
+    def available_memory(self) -> tuple[int, str]:
+        """``(bytes free for new states, source)``: free device memory plus CuPy's unused pool, QDIFF_MAX_MEMORY."""
         free, _total = cupy.cuda.runtime.memGetInfo()
-        return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+        room = int(free) + int(cupy.get_default_memory_pool().free_bytes())
+        return memory.capped([(room, "free GPU memory")])
 
     # the same check and message as on the CPU, with this backend's free memory and name
     check_memory = NumpyBackend.check_memory
 
     def _require_bytes(self, need: int, what: str) -> None:
         """Raise :class:`MemoryLimitError` before allocating ``need`` bytes of device memory for ``what``."""
-        free = self.available_memory()
+        free = self.available_memory()[0]
         if need > free:
             raise MemoryLimitError(f"{what} needs {need:,} bytes ({need / 2**30:.2f} GiB) but only {free:,} bytes "
                                    f"({free / 2**30:.2f} GiB) are available on the {self.name} backend (GPU memory)")

@@ -12,31 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MemoryLimitError
+from .. import memory
 
 _PAULI_FLIP = {"X": True, "Y": True, "Z": False, "I": False}
 
 
-def available_host_memory() -> int:
-    """Bytes of memory available for new allocations (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
 _KERNELS: Any = None
-
-SMALL_ALLOCATION = 1 << 24
-"""States below this many bytes skip the free-memory query (it costs more than the state)."""
-
 
 def _kernels() -> Any:
     """The numba kernel module (cpu_kernels), or None when QDIFF_KERNELS=numpy or numba is unusable.
@@ -69,22 +50,15 @@ class NumpyBackend:
     xp = np
 
     # -- memory and conversion --------------------------------------------------------------------
-    def available_memory(self) -> int:
-        """Bytes free for new states."""
-        return available_host_memory()
+    def available_memory(self) -> tuple[int, str]:
+        """``(bytes free for new states, where that limit comes from)``: host memory, cgroup, QDIFF_MAX_MEMORY."""
+        return memory.available_memory()
 
     def check_memory(self, num_wires: int, batch: int, dtype: Any, copies: float = 1.0) -> None:
-        """Raise :class:`MemoryLimitError` (before allocating) if ``copies`` states would not fit."""
-        need = int(copies * batch * (2**num_wires) * np.dtype(dtype).itemsize)
-        if need <= SMALL_ALLOCATION:
-            return
-        free = self.available_memory()
-        if need > free:
-            raise MemoryLimitError(
-                f"a {num_wires}-qubit state (batch {batch}, {np.dtype(dtype).name}, x{copies:g} copies) needs "
-                f"{need:,} bytes ({need / 2**30:.2f} GiB) but only {free:,} bytes ({free / 2**30:.2f} GiB) "
-                f"are available on the {self.name} backend"
-            )
+        """Raise :class:`MemoryLimitError` (before allocating) if ``copies * batch`` states would not fit."""
+        fp = memory.Footprint(f"allocating {copies * batch:g} state(s) on the {self.name} backend", num_wires,
+                              np.dtype(dtype), copies * batch, fixed=0)
+        memory.require(fp, backend=self)
 
     def asarray(self, x: Any, dtype: Any = None) -> np.ndarray:
         """Convert to a backend array."""

@@ -19,7 +19,9 @@ from ..backends import cpu_blocked, cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
 from ..gates import Generator
+from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
+from ..memory import adjoint_footprint, check_policy, fits, largest_that_fits, require, vjp_footprint
 from ..observables import pauli_sum_arrays
 from ..program import apply_kernel, compile_operation, program_of
 from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
@@ -108,10 +110,10 @@ def backward_sweep(
 def _fused_step(backend: Any, kern: Any, bra: Any, ket: Any) -> Any:
     """Un-apply a one-target gate from ket and bra and return R in one pass, when the backend can."""
     step = getattr(backend, "adjoint_step", None)
-    if step is None or len(kern.wires) != 1 or kern.kind not in ("dense", "diagonal"):
+    if step is None or len(kern.wires) != 1 or kern.kind not in (Kind.DENSE, Kind.DIAGONAL):
         return None
     data = np.asarray(kern.data)
-    if kern.kind == "diagonal":
+    if kern.kind == Kind.DIAGONAL:
         if data.ndim != 1:
             return None
         data = np.diag(data)
@@ -171,31 +173,69 @@ def _compiled_expval(circuit: Circuit, measurements: list[Measurement], params: 
     return [out[0]], [out[1]], batch is not None
 
 
+def _split_batch(run: Any, circuit: Circuit, params: Any, shots: Any, fp_of: Any, be: Any) -> Any:
+    """With ``memory="fit"``: ``run`` on chunks of a parameter batch too big for one sweep, or None.
+
+    ``fp_of(batch)`` predicts one call's footprint; None when the whole batch fits or cannot be split
+    (no parameter batch, or batched circuit data).
+    """
+    theta, tb = check_theta(circuit, params)
+    if shots is not None or tb is None or tb < 2 or batch_size(circuit, None) is not None or fits(fp_of(tb), be):
+        return None
+    k = largest_that_fits(fp_of, tb - 1, be)
+    return [run(theta[s : s + k]) for s in range(0, tb, k)]
+
+
+def _batch_of(circuit: Circuit, params: Any) -> int:
+    return batch_size(circuit, check_theta(circuit, params)[1]) or 1
+
+
 def adjoint_jacobian(
     circuit: Circuit, measurements: list[Measurement], params: Any, *, backend: Any = "numpy",
-    dtype: Any = None, shots: Any = None,
+    dtype: Any = None, shots: Any = None, memory: str = "refuse",
 ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
     """Values and Jacobians of ``measurements``: each Jacobian ``(B,) + output_shape + (P,)``.
 
     One backward sweep per output component (expval/var: one; probs: one per outcome). Components
-    are stacked along the batch axis, several per sweep when they fit in ``ROW_BATCH_BYTES``.
+    are stacked along the batch axis, several per sweep when they fit in ``ROW_BATCH_BYTES``. The
+    peak memory is predicted first and a request that does not fit is refused
+    (:class:`~qdiff.errors.MemoryLimitError`); with ``memory="fit"`` fewer components are stacked
+    per sweep, and a parameter batch runs in chunks, until it fits.
     """
+    check_policy(memory)
+    if shots is not None:
+        raise DifferentiationError(SHOTS_MESSAGE)
     if (fast := _compiled_expval(circuit, measurements, params, backend, dtype, shots)) is not None:
         return fast
-    be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
+    n, dt = circuit.num_wires, resolve_dtype(dtype)
+    be = get_backend(backend, n)
+    rows: list[tuple[int, int]] = []
+    for mi, m in enumerate(measurements):
+        size = int(np.prod(output_shape(m, n)))
+        rows += [(mi, c) for c in range(size)]
+    if memory == "fit":
+        parts = _split_batch(lambda th: adjoint_jacobian(circuit, measurements, th, backend=backend, dtype=dt,
+                                                         memory="fit"),
+                             circuit, params, shots,
+                             lambda r: adjoint_footprint(n, r, dt, measurements, 1, len(rows)), be)
+        if parts is not None:
+            return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
+                    [np.concatenate([q[1][i] for q in parts]) for i in range(len(measurements))], True)
+    b = _batch_of(circuit, params)
+    fixed_batch = batch_size(circuit, None) is not None
+    per_row = 2 * b * 2**n * dt.itemsize
+    chunk = 1 if fixed_batch else max(1, min(len(rows), int(ROW_BATCH_BYTES // per_row)))
+    if memory == "fit":
+        chunk = largest_that_fits(lambda c: adjoint_footprint(n, b, dt, measurements, c, len(rows)), chunk,
+                                   be)
+    hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
+    require(adjoint_footprint(n, b, dt, measurements, chunk, len(rows)), hint, be)
+    be, dt, theta, state, batched = _prepare(circuit, params, backend, dt, shots)
     from ..measure import measure
 
     values = [be.to_numpy(v) for v in measure(be, state, measurements)]
-    b, n_amp = state.shape
     p = circuit.num_params
-    rows: list[tuple[int, int]] = []
-    for mi, m in enumerate(measurements):
-        size = int(np.prod(output_shape(m, circuit.num_wires)))
-        rows += [(mi, c) for c in range(size)]
-    jacs = [np.zeros((b, int(np.prod(output_shape(m, circuit.num_wires))), p)) for m in measurements]
-    fixed_batch = batch_size(circuit, None) is not None
-    per_row = 2 * b * n_amp * np.dtype(dt).itemsize
-    chunk = 1 if fixed_batch else max(1, int(ROW_BATCH_BYTES // per_row))
+    jacs = [np.zeros((b, int(np.prod(output_shape(m, n))), p)) for m in measurements]
     theta_rows = theta if theta.ndim == 2 else np.broadcast_to(theta, (b, p))
     for start in range(0, len(rows), chunk):
         block = rows[start : start + chunk]
@@ -228,8 +268,34 @@ def adjoint_jacobian(
 def adjoint_vjp(
     circuit: Circuit, measurements: list[Measurement], params: Any, cotangents: list[Any], *,
     backend: Any = "numpy", dtype: Any = None, shots: Any = None, matrix_ops: tuple[int, ...] = (),
+    memory: str = "refuse",
 ) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray], bool]:
-    """Values, ``sum_m cot_m . d m / dtheta`` ``(B, P)`` and QubitUnitary matrix gradients: one sweep."""
+    """Values, ``sum_m cot_m . d m / dtheta`` ``(B, P)`` and QubitUnitary matrix gradients: one sweep.
+
+    The peak memory is predicted and checked first, as in :func:`adjoint_jacobian`.
+    """
+    check_policy(memory)
+    if shots is not None:
+        raise DifferentiationError(SHOTS_MESSAGE)
+    n, dt = circuit.num_wires, resolve_dtype(dtype)
+    be = get_backend(backend, n)
+    if memory == "fit" and not matrix_ops:
+        th_all, _ = check_theta(circuit, params)
+        offsets: list[int] = []
+
+        def run(th: np.ndarray) -> Any:
+            start = sum(offsets)
+            offsets.append(th.shape[0])
+            cots = [np.asarray(c)[start : start + th.shape[0]] if np.ndim(c) > len(output_shape(m, n)) else c
+                    for m, c in zip(measurements, cotangents, strict=True)]
+            return adjoint_vjp(circuit, measurements, th, cots, backend=backend, dtype=dt, memory="fit")
+
+        parts = _split_batch(run, circuit, th_all, shots, lambda r: vjp_footprint(n, r, dt, measurements), be)
+        if parts is not None:
+            return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
+                    np.concatenate([q[1] for q in parts]), {}, True)
+    b = _batch_of(circuit, params)
+    require(vjp_footprint(n, b, dt, measurements), "fewer parameter sets per call" if b > 1 else "", be)
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
     from ..measure import measure
 

@@ -11,8 +11,9 @@ from ..backends import get_backend
 from ..circuit import Circuit
 from ..errors import DifferentiationError, ParameterError
 from ..measure import DIFFERENTIABLE, Expval, Measurement, Probs, Var, check_measurement, check_shots, measure
+from ..memory import check_policy, largest_that_fits, require, rows_footprint
 from ..observables import apply_observable, expectation
-from ..simulate import final_state
+from ..simulate import final_state, resolve_dtype
 
 ROW_BATCH_BYTES = 256 * 2**20
 """Memory budget for stacking several bras/shifted circuits into one batched sweep."""
@@ -111,13 +112,24 @@ def evaluate_rows(
     seed: Any,
     backend: Any,
     dtype: Any,
+    memory: str = "refuse",
 ) -> list[np.ndarray]:
-    """Run ``circuit`` for every parameter row ``(S, P)`` in memory-bounded batches; stack results."""
+    """Run ``circuit`` for every parameter row ``(S, P)`` in memory-bounded batches; stack results.
+
+    Rows are stacked up to ``ROW_BATCH_BYTES`` per batch (``memory="fit"``: fewer when memory is short);
+    a batch whose predicted peak does not fit raises :class:`~qdiff.errors.MemoryLimitError` first.
+    """
+    check_policy(memory)
     be = get_backend(backend, circuit.num_wires)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    itemsize = np.dtype(dtype or np.complex128).itemsize
-    per_row = 2 * itemsize * 2**circuit.num_wires
-    chunk = max(1, int(ROW_BATCH_BYTES // per_row))
+    dt = resolve_dtype(dtype)
+    n = circuit.num_wires
+    per_row = 2 * dt.itemsize * 2**n
+    chunk = max(1, min(rows.shape[0], int(ROW_BATCH_BYTES // per_row)))
+    if memory == "fit":
+        chunk = largest_that_fits(lambda k: rows_footprint(n, k, dt, measurements), chunk, be)
+    require(rows_footprint(n, chunk, dt, measurements), "fewer circuit parameters, or memory='fit'"
+            if memory != "fit" and chunk > 1 else "", be)
     outs: list[list[np.ndarray]] = [[] for _ in measurements]
     for start in range(0, rows.shape[0], chunk):
         state, _ = final_state(circuit, rows[start : start + chunk], backend=be, dtype=dtype)

@@ -18,7 +18,7 @@ DEFAULT_STEP = {"central": 1e-6, "forward": 1e-7}
 def finite_diff_jacobian(
     circuit: Circuit, measurements: list[Measurement], params: Any, *, h: float | None = None,
     mode: str = "central", shots: int | None = None, seed: Any = None, backend: Any = "numpy",
-    dtype: Any = None,
+    dtype: Any = None, memory: str = "refuse",
 ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
     """Values and Jacobians ``(B,) + output_shape + (P,)`` from shifted parameter rows in one batch."""
     if mode not in DEFAULT_STEP:
@@ -37,7 +37,7 @@ def finite_diff_jacobian(
     else:
         rows = [t] + [t + eye[j] for j in range(p)]
     res = evaluate_rows(circuit, measurements, np.concatenate(rows, axis=0), shots=shots, seed=seed,
-                        backend=backend, dtype=dtype)
+                        backend=backend, dtype=dtype, memory=memory)
     values, jacs = [], []
     for r in res:
         r = r.reshape((-1, b) + r.shape[1:])

@@ -113,9 +113,12 @@ def _chain(jac_q: np.ndarray, occ: list[Occurrence], num_params: int) -> np.ndar
 
 def param_shift_jacobian(
     circuit: Circuit, measurements: list[Measurement], params: Any, *, shots: int | None = None,
-    seed: Any = None, backend: Any = "numpy", dtype: Any = None,
+    seed: Any = None, backend: Any = "numpy", dtype: Any = None, memory: str = "refuse",
 ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
-    """Values and Jacobians ``(B,) + output_shape + (P,)`` by parameter shifts, all shifts in one batch."""
+    """Values and Jacobians ``(B,) + output_shape + (P,)`` by parameter shifts, all shifts in one batch.
+
+    The shifted circuits run in memory-bounded batches (see :func:`~qdiff.gradients.common.evaluate_rows`).
+    """
     theta, tb = check_theta(circuit, params)
     occ = occurrences(circuit)
     circ = expanded(circuit, occ)
@@ -129,7 +132,8 @@ def param_shift_jacobian(
             rows.append(r)
     all_rows = np.concatenate(rows, axis=0)
     ms, var_index = _with_moments(measurements)
-    results = evaluate_rows(circ, ms, all_rows, shots=shots, seed=seed, backend=backend, dtype=dtype)
+    results = evaluate_rows(circ, ms, all_rows, shots=shots, seed=seed, backend=backend, dtype=dtype,
+                            memory=memory)
     # results[i]: (S*B, ...) with row blocks of size B: block 0 unshifted, then each shift in order
     values, jacs = [], []
     for i, m in enumerate(measurements):
@@ -161,7 +165,7 @@ def param_shift_jacobian(
 
 def param_shift_hessian(
     circuit: Circuit, measurement: Measurement, params: Any, *, shots: int | None = None,
-    seed: Any = None, backend: Any = "numpy", dtype: Any = None,
+    seed: Any = None, backend: Any = "numpy", dtype: Any = None, memory: str = "refuse",
 ) -> np.ndarray:
     """Hessian ``(B,) + output_shape + (P, P)`` of an expval or probs by applying shift rules twice."""
     if isinstance(measurement, Var):
@@ -185,7 +189,7 @@ def param_shift_hessian(
     hq = np.zeros(shape + (q_count, q_count))
     if rows:
         res = evaluate_rows(circ, [measurement], np.concatenate(rows, axis=0), shots=shots, seed=seed,
-                            backend=backend, dtype=dtype)[0]
+                            backend=backend, dtype=dtype, memory=memory)[0]
         res = res.reshape((-1, b) + shape[1:])
         for k, (a, c, w) in enumerate(plan):
             hq[..., a, c] += w * res[k]
