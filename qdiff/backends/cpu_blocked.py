@@ -33,6 +33,7 @@ from ..ir.kinds import Kind
 from ..program import exec_kind, kernel_matrix
 from ..schedule import GateWires, plan_passes
 from . import cpu_program
+from .jit import CACHE
 
 MIN_QUBITS = 13
 """States from this many qubits run in blocked passes (smaller ones: the whole-circuit executor)."""
@@ -49,7 +50,7 @@ SPECTATOR_BITS = 4
 MAX_RUN = 64
 """Longest run of contiguous amplitudes copied at once when gathering a block."""
 
-_JIT = {"cache": True, "fastmath": True, "boundscheck": False, "error_model": "numpy", "nogil": True}
+_JIT = {"cache": CACHE, "fastmath": True, "boundscheck": False, "error_model": "numpy", "nogil": True}
 
 
 
@@ -133,7 +134,7 @@ def _k_u2(re, im, qa, qb, u):  # pragma: no cover - compiled
                 r2[k], i2[k], r3[k], i3[k] = y2r, y2i, y3r, y3i
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _apply_op(re, im, ops, mats, g):  # pragma: no cover - compiled
     code = ops[g, 0]
     if code == U1:
@@ -149,7 +150,7 @@ def _apply_op(re, im, ops, mats, g):  # pragma: no cover - compiled
         _k_swap_sub(re, im, ops[g, 1], ops[g, 2], ops[g, 3], ops[g, 4])
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
     """Accumulate ``R[a, c] = sum conj(bra_a) ket_c`` on op ``g``'s targets (controlled half only) into ``acc``.
 

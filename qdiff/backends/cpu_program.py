@@ -17,6 +17,7 @@ from numba import njit
 from ..ir.kinds import Kind
 from ..program import exec_kind, kernel_matrix
 from ..spectral import spectral_plan
+from .jit import CACHE
 
 MAX_QUBITS = 12
 """States up to this many qubits use the whole-circuit executor (larger ones: per-gate kernels)."""
@@ -24,12 +25,12 @@ MAX_QUBITS = 12
 DENSE, DIAGONAL = 0, 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _entry(m: np.ndarray, i: int, j: int, dagger: bool) -> complex:
     return np.conj(m[j, i]) if dagger else m[i, j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _apply(psi, kind, k, b0, b1, cmask, cval, m, dagger):  # pragma: no cover - compiled
     """Apply one (controlled) 1- or 2-target gate, or its adjoint, to one state vector in place."""
     n_amp = psi.shape[0]
@@ -72,7 +73,7 @@ def _apply(psi, kind, k, b0, b1, cmask, cval, m, dagger):  # pragma: no cover - 
             psi[idx[r]] = u[r, 0] * a[0] + u[r, 1] * a[1] + u[r, 2] * a[2] + u[r, 3] * a[3]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _reduced(bra, ket, k, b0, b1, cmask, cval):  # pragma: no cover - compiled
     """``R[a, c] = sum conj(bra[a, rest]) ket[c, rest]`` on the gate's (controlled) targets."""
     d = 2 if k == 1 else 4
@@ -93,7 +94,7 @@ def _reduced(bra, ket, k, b0, b1, cmask, cval):  # pragma: no cover - compiled
     return r
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def run_forward(states, kinds, ks, b0s, b1s, cmasks, cvals, mats):  # pragma: no cover - compiled
     """Apply every gate to each state of the batch; ``mats`` is ``(Bm, L, 4, 4)`` with Bm 1 or B."""
     for b in range(states.shape[0]):
@@ -102,7 +103,7 @@ def run_forward(states, kinds, ks, b0s, b1s, cmasks, cvals, mats):  # pragma: no
             _apply(states[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], False)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff,
                 dmats, grad):  # pragma: no cover - compiled
     """Backward sweep: for each gate (last first) un-apply from ket, contract derivatives, un-apply from bra."""
@@ -123,7 +124,7 @@ def run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start,
             _apply(bras[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], True)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _spectral_factor(v, lam, projs, nev, base, derivative, tmp, out):  # pragma: no cover - compiled
     """``out = sum_j exp(i v l_j) P_j U(0)`` (times ``i l_j`` for the derivative), on padded 4 x 4 blocks."""
     tmp[:] = 0
@@ -137,7 +138,7 @@ def _spectral_factor(v, lam, projs, nev, base, derivative, tmp, out):  # pragma:
     _mul(tmp, base, out)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _mul(a, b, out):  # pragma: no cover - compiled
     """``out = a @ b`` for 4 x 4 blocks (``out`` distinct from both)."""
     out[:] = 0
@@ -149,14 +150,15 @@ def _mul(a, b, out):  # pragma: no cover - compiled
                     out[r, c] += x * b[m, c]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _store(out, u, dagger):  # pragma: no cover - compiled
+    """``out = u`` (or its adjoint) for 4 x 4 blocks; explicit loops compile faster than slice copies."""
     for r in range(4):
         for c in range(4):
             out[r, c] = np.conj(u[c, r]) if dagger else u[r, c]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def bind_spectral(theta, fstart, f_pidx, f_coeff, f_offset, f_nev, f_evals, f_projs, f_base, const, inverse,
                   occ_gate, occ_factor, mats, dmats):  # pragma: no cover - compiled
     """Gate matrices ``mats (B, L, 4, 4)`` and derivative matrices ``dmats (B, Q, 4, 4)`` for ``theta (B, P)``."""
@@ -178,24 +180,24 @@ def bind_spectral(theta, fstart, f_pidx, f_coeff, f_offset, f_nev, f_evals, f_pr
                 continue
             for f in range(fstart[g], fstart[g + 1]):
                 if f == fstart[g]:
-                    u[:] = fm[f]
+                    _store(u, fm[f], False)
                 else:
                     _mul(fm[f], u, tmp)
-                    u[:] = tmp
+                    _store(u, tmp, False)
             _store(mats[b, g], u, inverse[g])
         for q in range(occ_gate.shape[0]):
             g, fq = occ_gate[q], occ_factor[q]
             _spectral_factor(vals[fq], f_evals[fq], f_projs[fq], f_nev[fq], f_base[fq], True, tmp, dfac)
             for f in range(fstart[g], fstart[g + 1]):
                 if f == fstart[g]:
-                    u[:] = dfac if f == fq else fm[f]
+                    _store(u, dfac if f == fq else fm[f], False)
                 else:
                     _mul(dfac if f == fq else fm[f], u, tmp)
-                    u[:] = tmp
+                    _store(u, tmp, False)
             _store(dmats[b, q], u, inverse[g])
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def run_expval_grad(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats,
                     diag, xmasks, zmasks, tcoeffs, values, grad):  # pragma: no cover - compiled
     """Forward pass, ``<O>`` of a Pauli sum (diagonal part + X/Y words), bra ``O|psi>``, backward sweep."""
@@ -217,7 +219,7 @@ def run_expval_grad(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, o
     run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats, grad)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _parity_odd(v):  # pragma: no cover - compiled
     odd = False
     while v:
