@@ -45,3 +45,7 @@ class BackendError(QDiffError, RuntimeError):
 
 class MemoryLimitError(QDiffError, MemoryError):
     """A state would not fit in free memory; raised before anything is allocated."""
+
+
+class QDiffWarning(UserWarning):
+    """Something works, but slower or differently than it could (for example no kernel cache)."""

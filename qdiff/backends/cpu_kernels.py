@@ -25,6 +25,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .jit import CACHE
+
 MAX_DENSE_QUBITS = 5
 """Largest number of targets of the dense (gather/multiply/scatter), reduced-outer and matrix-element kernels."""
 
@@ -37,7 +39,7 @@ PARALLEL_MIN_BITS = 15
 _SEG_TARGET = 64
 """Number of segments a reduction is split into (bounded by the problem size)."""
 
-_JIT = {"cache": True, "fastmath": False, "nogil": True}
+_JIT = {"cache": CACHE, "fastmath": False, "nogil": True}
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
 _U2 = np.uint64(2)
@@ -151,7 +153,7 @@ def _walk(run_fn, v, base, lob, rb, cs, mode, args):
 # imaginary off-diagonal) and real (RY, H) forms; the last two need a quarter of the multiplications
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_general(x, b0, count, sh, args):
     dj, r00, i00, r01, i01, r10, i10, r11, i11 = args
     for k in range(count):
@@ -167,7 +169,7 @@ def _run_general(x, b0, count, sh, args):
         x[j1 + _U1] = r10 * ai + i10 * ar + r11 * bi + i11 * br
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_rx(x, b0, count, sh, args):
     dj, r00, i01, i10, r11 = args
     for k in range(count):
@@ -183,7 +185,7 @@ def _run_rx(x, b0, count, sh, args):
         x[j1 + _U1] = r11 * bi + i10 * ar
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_real(x, b0, count, sh, args):
     dj, r00, r01, r10, r11 = args
     for k in range(count):
@@ -199,7 +201,7 @@ def _run_real(x, b0, count, sh, args):
         x[j1 + _U1] = r10 * ai + r11 * bi
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _matrix_form(mr, mi):
     """1: real diagonal and imaginary off-diagonal (RX-like); 2: real (RY, H); 0: general (2x2 batches)."""
     real = True
@@ -240,7 +242,7 @@ def _k_dense1(x, mr, mi, p, fixed, cmask, nbits, ib, lob, rb, cs, mode):
             _walk(_run_general, x, base, lob, rb, cs, mode, (dj, r00, i00, r01, i01, r10, i10, r11, i11))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_quad(v, b0, count, sh, args):
     s0, s1, m = args
     for k in range(count):
@@ -271,7 +273,7 @@ def _k_dense2(v, mat, p0, p1, fixed, cmask, nbits, ib, lob, rb, cs, mode):
         _walk(_run_quad, v, base, lob, rb, cs, mode, (s0, s1, m))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_pattern(v, b0, count, sh, args):
     prow, period = args
     if period == _U64:  # n >= 6: a constant trip count
@@ -312,7 +314,7 @@ def _k_diag(v, diag, idx, offsets, fixed, cmask, nbits, ib, lob, rb, cs, mode):
             _walk(_run_pattern, v, base + offsets[lh], lob, rb, cs, mode, (pat[pb, lh], period))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _run_swap(v, b0, count, sh, args):
     sa, sb = args
     for k in range(count):

@@ -1,0 +1,96 @@
+"""How qdiff's numba kernels are compiled and where they are cached.
+
+The CPU kernels (``cpu_kernels``, ``cpu_program``, ``cpu_blocked``) are compiled by numba on their
+first use in a process that finds no cached copy, and written to numba's cache: ``NUMBA_CACHE_DIR``
+when set, else ``__pycache__`` beside the kernel sources, else the user's cache folder
+(``~/.cache/numba``). Later processes load them in well under a second. numba writes each cache
+entry to a temporary file and renames it into place, so processes sharing one cache folder (MPI
+ranks, parallel test workers) never read a half-written entry.
+
+``CACHE`` is whether numba can write any of those locations. When none is writable the kernels are
+compiled without caching (every process compiles again) and one :class:`~qdiff.errors.QDiffWarning`
+says so, instead of numba's exception at import.
+
+The first real compilation in a process (not a cache load) prints one line to stderr, so that a
+long first call is not a mystery; ``QDIFF_QUIET=1`` silences it. ``qdiff warmup`` fills the cache
+ahead of time (for a machine image or a cluster's shared software folder).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from numba.core import caching, event
+
+from ..errors import QDiffWarning
+
+KERNEL_DIR = Path(__file__).resolve().parent
+"""The folder of the kernel sources (what numba's in-tree cache is named after)."""
+
+
+def _probe() -> None:  # pragma: no cover - only its file and name are used
+    """A stand-in kernel whose source file is beside the real ones."""
+
+
+def _locator_classes() -> list[Any]:
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    return list(impl._locator_classes)
+
+
+def cache_location() -> str | None:
+    """The folder numba will cache qdiff's kernels in, or None when no location is writable."""
+    for cls in _locator_classes():
+        try:
+            locator = cls.from_function(_probe, str(KERNEL_DIR / "cpu_kernels.py"))
+        except Exception:  # a locator that cannot decide is one that cannot be used
+            locator = None
+        if locator is not None:
+            return str(locator.get_cache_path())
+    return None
+
+
+def _decide() -> tuple[bool, str | None]:
+    where = cache_location()
+    if where is None:
+        warnings.warn(
+            "qdiff: numba cannot write a kernel cache (NUMBA_CACHE_DIR, the package's __pycache__ and the "
+            "user cache folder are all unwritable), so the CPU kernels compile again in every process; "
+            "set NUMBA_CACHE_DIR to a writable folder to keep them",
+            QDiffWarning,
+            stacklevel=2,
+        )
+        return False, None
+    return True, where
+
+
+CACHE, CACHE_DIR = _decide()
+
+
+class _FirstCompileNotice(event.Listener):
+    """Prints one line when numba first compiles (not loads) a qdiff kernel in this process."""
+
+    def on_start(self, ev: Any) -> None:
+        dispatcher = (ev.data or {}).get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if not module.startswith("qdiff."):
+            return
+        event.unregister("numba:compile", self)
+        where = f"cached in {CACHE_DIR}" if CACHE else "not cached: no writable cache folder"
+        sys.stderr.write(
+            f"qdiff: compiling CPU kernels for this machine, once ({where}); `qdiff warmup` does it ahead "
+            "of time, QDIFF_QUIET=1 silences this line\n"
+        )
+
+    def on_end(self, ev: Any) -> None:
+        pass
+
+
+if os.environ.get("QDIFF_QUIET", "").strip().lower() not in ("1", "true", "yes"):
+    event.register("numba:compile", _FirstCompileNotice())
+
+
+__all__ = ["CACHE", "CACHE_DIR", "cache_location", "KERNEL_DIR"]
