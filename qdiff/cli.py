@@ -1,4 +1,10 @@
-"""Command line: ``qdiff info`` (versions, backends, threads, precision) and ``qdiff demo``."""
+"""Command line: ``qdiff info``, ``qdiff demo``, ``qdiff warmup`` and ``qdiff --version``.
+
+- ``qdiff info``: versions, usable backends (numpy; CuPy with the GPU's name and memory), threads,
+  precision, the kernel cache folder and the memory qdiff may use.
+- ``qdiff demo``: a few-second variational run (:mod:`qdiff.demo`).
+- ``qdiff warmup``: compile every CPU kernel into numba's cache (:mod:`qdiff.warmup`).
+"""
 
 from __future__ import annotations
 
@@ -66,8 +72,23 @@ def info() -> dict[str, Any]:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS"),
         },
-        "default_precision": "complex128 (complex64 on request: dtype='complex64')",
+        "default_precision": "complex128 (complex64 on request: dtype='complex64', or the device's c_dtype)",
+        "kernel_cache": _cache_info(),
+        "memory": _memory_info(),
     }
+
+
+def _cache_info() -> str:
+    from .backends.jit import CACHE, CACHE_DIR
+
+    return str(CACHE_DIR) if CACHE else "none writable: kernels compile in every process (set NUMBA_CACHE_DIR)"
+
+
+def _memory_info() -> str:
+    from .memory import available_memory
+
+    free, source = available_memory()
+    return f"{free / 2**30:.2f} GiB available ({source})"
 
 
 def _print_info(d: dict[str, Any], indent: int = 0) -> None:
@@ -81,12 +102,26 @@ def _print_info(d: dict[str, Any], indent: int = 0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qdiff`` command."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="qdiff", description="qdiff: differentiable statevector simulator")
+    parser.add_argument("--version", action="version", version=f"qdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="versions, usable backends (numpy, cupy + GPU), threads, precision")
+    sub.add_parser("info", help="versions, backends (numpy, cupy + GPU), threads, precision, cache, memory")
+    sub.add_parser("demo", help="a few-second variational run: VQE of a 6-qubit Ising chain")
+    warm = sub.add_parser("warmup", help="compile every CPU kernel into numba's cache, once per machine")
+    warm.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
     if args.command == "info":
         _print_info(info())
+    elif args.command == "demo":
+        from .demo import run
+
+        run()
+    elif args.command == "warmup":
+        from .warmup import warmup
+
+        warmup(verbose=not args.quiet)
     return 0
 
 
