@@ -43,6 +43,7 @@ from pennylane.wires import Wires
 import qdiff.measure as qm
 from qdiff.backends import cupy_status, get_backend
 from qdiff.errors import QDiffError
+from qdiff.gates import ALIASES, GATES
 from qdiff.memory import check_policy, forward_footprint, require
 from qdiff.simulate import apply_operation, final_state, initial_state
 from qdiff.threads import check_num_threads, num_threads
@@ -60,14 +61,13 @@ from .results import counts_from_values, pack, rotated_state, tape_results
 
 NAME = "qdiff.qubit"
 
-BASE_GATES = (
-    "Identity", "PauliX", "PauliY", "PauliZ", "Hadamard", "S", "T", "SX", "SWAP", "ISWAP", "SISWAP", "ECR",
-    "RX", "RY", "RZ", "PhaseShift", "Rot", "U1", "U2", "U3", "IsingXX", "IsingYY", "IsingZZ", "IsingXY",
-    "MultiRZ", "PauliRot", "SingleExcitation", "DoubleExcitation", "GlobalPhase", "QubitUnitary",
-    "DiagonalQubitUnitary", "CNOT", "CY", "CZ", "CH", "CSWAP", "Toffoli", "MultiControlledX",
-    "ControlledPhaseShift", "CRX", "CRY", "CRZ", "CRot", "ControlledQubitUnitary",
-)
-"""Native gates (PennyLane names); controlled and adjoint forms of all of them are native too."""
+QDIFF_SHORTHANDS = frozenset({"X", "Y", "Z", "H", "I", "CPhase"})
+"""Names of qdiff's own gate aliases that PennyLane operations never carry."""
+
+BASE_GATES = tuple(GATES) + tuple(a for a in ALIASES if a not in QDIFF_SHORTHANDS) + ("ControlledQubitUnitary",)
+"""Native gates (PennyLane names), from qdiff's gate table; controlled and adjoint forms are native too.
+
+``qdiff_qubit.toml`` lists the same names (checked by the tests)."""
 
 GATE_SET = GateSet(
     set(BASE_GATES) | {f"C({g})" for g in BASE_GATES} | {f"Adjoint({g})" for g in BASE_GATES},

@@ -10,6 +10,7 @@ and PennyLane-style errors. Interfaces (autograd/JAX/torch) are in test_device_i
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pennylane as qml
@@ -737,3 +738,49 @@ def test_unsupported_mcm_method():
 
     with pytest.raises((DeviceError, QuantumFunctionError), match="tree-traversal"):
         c()
+
+
+def test_capabilities_file_lists_the_gate_table():
+    import tomllib
+    from qdiff.devices.qubit import BASE_GATES
+
+    from qdiff.gates import resolve_gate_name
+
+    toml = tomllib.loads((Path(QDiffQubit.config_filepath)).read_text())["operators"]["gates"]
+    assert set(toml) == set(BASE_GATES)
+    for name in BASE_GATES:
+        props = set(toml[name]["properties"])
+        assert {"invertible", "controllable"} <= props, name
+        if name in ("QubitUnitary", "ControlledQubitUnitary"):  # trainable matrices: device VJPs
+            assert "differentiable" in props
+            continue
+        spec, _ = resolve_gate_name(name)
+        assert ("differentiable" in props) == spec.parameterised, name
+
+
+@pytest.mark.parametrize("name", ["FermionicSWAP", "SingleExcitationPlus", "SingleExcitationMinus",
+                                  "DoubleExcitationPlus", "DoubleExcitationMinus"])
+def test_new_native_gates_match_default_qubit_with_gradients(name):
+    op_cls = getattr(qml, name)
+    k = op_cls.num_wires
+
+    def make(device):
+        @qml.qnode(device, diff_method="adjoint" if device.name == "qdiff.qubit" else "backprop")
+        def c(x):
+            for w in range(k):
+                qml.RY(0.3 + 0.2 * w, w)
+            op_cls(x, wires=range(k))
+            qml.ctrl(op_cls(0.5 * x, wires=range(k)), control=k)
+            return qml.expval(qml.Z(0) @ qml.X(1) + 0.3 * qml.Y(k - 1))
+
+        return c
+
+    x = pnp.array(0.37, requires_grad=True)
+    ours, ref = make(dev(k + 1)), make(qml.device("default.qubit", wires=k + 1))
+    assert np.isclose(ours(x), ref(x), atol=1e-10)
+    assert np.isclose(qml.grad(ours)(x), qml.grad(ref)(x), atol=1e-10)
+    tape = qml.workflow.construct_tape(ours)(x)
+    assert name in [op.name for op in tape.operations]
+    program = dev(k + 1).preprocess_transforms()
+    (expanded,), _ = program((tape,))
+    assert name in [op.name for op in expanded.operations]  # kept native, not decomposed

@@ -151,3 +151,15 @@ def test_runs_as_a_script_in_quick_mode_from_the_environment(out_dir: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert "(quick mode)" in proc.stdout and "n = 12" in proc.stdout and "n = 14" not in proc.stdout
     assert (out_dir / "06_scaling.png").is_file()
+
+
+def test_missing_matplotlib_is_one_clear_line() -> None:
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; "
+            f"runpy.run_path({str(TUTORIALS / '01_quickstart.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "QDIFF_TUTORIAL_QUICK": "1"})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "the qdiff tutorials draw their plots with matplotlib, which is not installed: "
+        "pip install 'qdiff[tutorials]' (or pip install matplotlib)"
+    ]

@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+try:
+    import matplotlib
+except ModuleNotFoundError:  # SystemExit, not ImportError: one line, no chained traceback
+    raise SystemExit("the qdiff tutorials draw their plots with matplotlib, which is not installed: "
+                     "pip install 'qdiff[tutorials]' (or pip install matplotlib)") from None
 
 matplotlib.use("Agg")
 
