@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -368,19 +370,45 @@ class UnsupportedObservable(Exception):
     """An observable qdiff cannot evaluate in structured form (the caller falls back to PennyLane)."""
 
 
+PAULI_CACHE_SIZE = 64
+"""Converted Pauli sentences kept (keyed on every word, coefficient and wire), most recent last."""
+
+_pauli_cache: OrderedDict[tuple, Observable] = OrderedDict()
+_pauli_cache_lock = threading.Lock()
+
+
 def _pauli_sentence(ps: Any, wire_map: dict[Any, int]) -> Observable:
-    coeffs, terms = [], []
+    """A PennyLane PauliSentence as a qdiff Pauli word or sum, reusing an earlier identical conversion.
+
+    A training loop measures the same Hamiltonian every step: returning the same (immutable) qdiff
+    observable keeps its packed arrays and Z diagonal, so they are built once. The key holds every
+    word, coefficient and wire label, so a different Hamiltonian never hits.
+    """
+    items = []
     for word, c in ps.items():
         c = complex(c)
         if abs(c.imag) > 1e-10 * max(1.0, abs(c.real)):
             raise UnsupportedObservable(f"non-Hermitian Pauli coefficient {c}")
-        coeffs.append(c.real)
-        terms.append(PauliWord({wire_map[w]: p for w, p in word.items()}))
+        items.append((word, c.real))
+    key = (tuple(items), tuple(wire_map.items()))
+    with _pauli_cache_lock:
+        hit = _pauli_cache.get(key)
+        if hit is not None:
+            _pauli_cache.move_to_end(key)
+            return hit
+    coeffs = tuple(c for _, c in items)
+    terms = tuple(PauliWord({wire_map[w]: p for w, p in word.items()}) for word, _ in items)
     if len(terms) == 1 and coeffs[0] == 1.0:
-        return terms[0]
-    if not terms:
-        return LinearCombination((0.0,), (PauliWord({}),))
-    return LinearCombination(tuple(coeffs), tuple(terms))
+        out: Observable = terms[0]
+    elif not terms:
+        out = LinearCombination((0.0,), (PauliWord({}),))
+    else:
+        out = LinearCombination(coeffs, terms)
+    with _pauli_cache_lock:
+        _pauli_cache[key] = out
+        while len(_pauli_cache) > PAULI_CACHE_SIZE:
+            _pauli_cache.popitem(last=False)
+    return out
 
 
 _BASIS_PROJ = (np.diag([1.0, 0.0]).astype(complex), np.diag([0.0, 1.0]).astype(complex))
@@ -442,7 +470,7 @@ def observable_supported(obs: Any) -> bool:
     """Whether :func:`convert_observable` handles ``obs``, decided from its structure alone (works on
     traced or trainable coefficients, where the values are not available)."""
     name = obs.name
-    if name in STRUCTURED_OBSERVABLES:
+    if name in STRUCTURED_OBSERVABLES or obs.pauli_rep is not None:  # Pauli sums: one attribute, no recursion
         return True
     if name == "SProd":
         return observable_supported(obs.base)
@@ -453,7 +481,7 @@ def observable_supported(obs: Any) -> bool:
         wires = [w for o in obs.operands for w in o.wires]
         if len(set(wires)) == len(wires):
             return all(observable_supported(o) for o in obs.operands)
-    return obs.pauli_rep is not None or dense_ok
+    return dense_ok
 
 
 # ------------------------------------------------------------------------------------------------
