@@ -154,6 +154,16 @@ def shared_states(measurements: Any, dtype: Any) -> float:
     return max((_zsum_states(m.obs, dtype) for m in measurements if hasattr(m, "obs")), default=0.0)
 
 
+def _apply_temps(obs: Any) -> float:
+    """Temporaries of computing ``O|psi>`` besides the result: one per-term product for sums with terms
+    that are not Pauli words (Pauli words of a sum are applied together, into the result)."""
+    from .observables import LinearCombination, PauliWord
+
+    if isinstance(obs, LinearCombination) and any(not isinstance(t, PauliWord) for t in obs.terms):
+        return 1.0
+    return 0.0
+
+
 def measurement_states(m: Any, num_wires: int) -> float:
     """Per-state temporaries of evaluating one measurement, in state vectors (besides the state).
 
@@ -169,17 +179,30 @@ def measurement_states(m: Any, num_wires: int) -> float:
     if isinstance(m, Probs):
         return 0.5 if m.wires is None or len(m.wires) == num_wires else 0.0
     if isinstance(m, Var):
-        return 2.0 if isinstance(m.obs, LinearCombination) else 0.0
+        return 1.0 + _apply_temps(m.obs) if isinstance(m.obs, LinearCombination) else 0.0
     if isinstance(m, Expval):
         return 0.0
     return 1.0
 
 
 def _bra_states(m: Any) -> float:
-    """Extra per-state temporaries of building one cotangent bra of ``m`` (the bra itself not included)."""
-    from .measure import Var
+    """Per-state temporaries of building one cotangent bra of ``m``, besides the bra itself.
 
-    return 2.0 if isinstance(m, Var) else 0.0
+    expval: ``O|psi>`` before it is scaled; var: ``O|psi>``, ``O^2|psi>`` and their combination;
+    probs: the real weights (half a state).
+    """
+    from .measure import Probs, Var
+
+    if isinstance(m, Probs):
+        return 0.5
+    return (3.0 if isinstance(m, Var) else 1.0) + _apply_temps(getattr(m, "obs", None))
+
+
+def _phases(batch: int, sweep: float, build: float, measure: float, shared: float) -> float:
+    """Peak over an adjoint computation's phases: measuring, building the bra(s), the backward sweep.
+
+    Batch-shared temporaries (a Z diagonal) live only while measuring and building bras."""
+    return max(batch * sweep, batch * build + shared, batch * measure + shared)
 
 
 def forward_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any = ()) -> Footprint:
@@ -193,26 +216,22 @@ def adjoint_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any,
                       total_rows: int = 1) -> Footprint:
     """Peak of an adjoint Jacobian of ``total_rows`` output rows, ``rows_per_sweep`` stacked per backward sweep.
 
-    One row per sweep: the state, its bra and the sweep's temporary, plus a copy of the state while
-    rows remain. Several: the state, then the bras, the stacked bra and the stacked ket copies alive
-    together while the stack is built.
+    Sweep, one row at a time: the state, its bra and the sweep's temporary, plus a copy of the state
+    while rows remain. Several rows: the state, the bras, the stacked bra and the stacked ket copies.
     """
     c = max(1, rows_per_sweep)
-    if c == 1 and total_rows > 1:
-        c = 0  # below: 3 + 1 for the ket copy
-    measure_peak = max((measurement_states(m, num_wires) for m in measurements), default=0.0)
-    bra_extra = max((_bra_states(m) for m in measurements), default=0.0)
-    states = {0: 4.0, 1: 3.0}.get(c, 1.0 + 3.0 * c) + max(bra_extra, measure_peak - 1.0, 0.0)
-    states = batch * states + shared_states(measurements, dtype)
+    sweep = (4.0 if total_rows > 1 else 3.0) if c == 1 else 1.0 + 3.0 * c
+    measure = 1.0 + max((measurement_states(m, num_wires) for m in measurements), default=0.0)
+    build = 1.0 + c + max((_bra_states(m) for m in measurements), default=0.0)
+    states = _phases(batch, sweep, build, measure, shared_states(measurements, dtype))
     return Footprint("an adjoint gradient", num_wires, np.dtype(dtype), states)
 
 
 def vjp_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any) -> Footprint:
-    """Peak of an adjoint VJP: the state, one summed bra (plus the term being added) and the sweep's temporary."""
-    measure_peak = max((measurement_states(m, num_wires) for m in measurements), default=0.0)
-    bra_extra = max((_bra_states(m) for m in measurements), default=0.0)
-    states = 3.0 + (1.0 if len(measurements) > 1 else 0.0) + max(bra_extra, measure_peak)
-    states = batch * states + shared_states(measurements, dtype)
+    """Peak of an adjoint VJP: the state, one summed bra (plus the term being built) and the sweep's temporary."""
+    measure = 1.0 + max((measurement_states(m, num_wires) for m in measurements), default=0.0)
+    build = (2.0 if len(measurements) == 1 else 3.0) + max((_bra_states(m) for m in measurements), default=0.0)
+    states = _phases(batch, 3.0, build, measure, shared_states(measurements, dtype))
     return Footprint("an adjoint vector-Jacobian product", num_wires, np.dtype(dtype), states)
 
 

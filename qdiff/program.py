@@ -30,6 +30,18 @@ class Kernel:
     wires: tuple[int, ...]
     controls: tuple[int, ...]
     control_values: tuple[int, ...]
+    subspace: tuple[int, int] | None = None  # a DENSE kernel that only rotates these two local states
+
+
+SUBSPACE_MIN_WIRES = 3
+"""Subspace gates on at least this many targets are applied as two-level rotations (smaller: dense)."""
+
+
+def subspace_of(gate: Any, num_targets: int) -> tuple[int, int] | None:
+    """The two local basis states a SUBSPACE gate rotates, when applying it as such pays off, else None."""
+    if gate.kind == Kind.SUBSPACE and num_targets >= SUBSPACE_MIN_WIRES:
+        return gate.subspace
+    return None
 
 
 def exec_kind(gate: Any) -> Kind | None:
@@ -64,13 +76,15 @@ def compile_operation(op: Operation, theta: Any, inverse: bool = False) -> Kerne
     elif kind == Kind.DENSE:
         m = gate.matrix(params, op.hyper, k)
         data = np.conj(np.swapaxes(m, -1, -2)) if inv else m
-    return Kernel(kind, data, op.wires, op.controls, op.control_values)
+    return Kernel(kind, data, op.wires, op.controls, op.control_values, subspace_of(gate, k))
 
 
 def apply_kernel(backend: Any, state: Any, kern: Kernel) -> Any:
     """Apply a compiled operation to ``state`` in place through the matching backend primitive."""
     kind, w, c, v = kern.kind, kern.wires, kern.controls, kern.control_values
     if kind == Kind.DENSE:
+        if kern.subspace is not None:
+            return backend.apply_subspace(state, kern.data, kern.subspace, w, c, v)
         return backend.apply_matrix(state, kern.data, w, c, v)
     if kind == Kind.DIAGONAL:
         return backend.apply_diagonal(state, kern.data, w, c, v)
@@ -202,7 +216,8 @@ class Program:
             data = group.data(theta, inverse)
             for g, i in enumerate(group.idx):
                 op = group.ops[g]
-                out[i] = Kernel(exec_kind(group.gate), data[g], op.wires, op.controls, op.control_values)
+                out[i] = Kernel(exec_kind(group.gate), data[g], op.wires, op.controls, op.control_values,
+                                subspace_of(group.gate, len(op.wires)))
         return out  # type: ignore[return-value]
 
     # -- gradient data ----------------------------------------------------------------------------

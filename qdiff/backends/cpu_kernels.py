@@ -693,6 +693,65 @@ def apply_matrix(state: np.ndarray, matrix: object, targets: tuple, controls: tu
     return state
 
 
+@_twins
+def _k_subspace(v, u, phase, has_phase, off0, off1, offsets, fixed, cmask, nbits):
+    """A two-level rotation ``u`` on local states (off0, off1) of every 2**k block, ``phase`` on the others."""
+    batched = u.shape[0] > 1
+    items = np.uint64(v.shape[0]) >> np.uint64(fixed.shape[0])
+    for w_ in prange(items):
+        i = _insert(np.uint64(w_), fixed) | cmask
+        b = (i >> nbits) if batched else _U0
+        a0 = v[i + off0]
+        a1 = v[i + off1]
+        v[i + off0] = u[b, 0] * a0 + u[b, 1] * a1
+        v[i + off1] = u[b, 2] * a0 + u[b, 3] * a1
+        if has_phase:
+            ph = phase[b]
+            for loc in range(offsets.shape[0]):
+                off = offsets[loc]
+                if off != off0 and off != off1:
+                    v[i + off] *= ph
+
+
+def apply_subspace(state: np.ndarray, matrix: object, subspace: tuple, targets: tuple, controls: tuple = (),
+                   cvals: tuple = ()):
+    """A gate acting on the two local basis states ``subspace`` of its targets (a Givens rotation, with a
+    common phase on the other states), in place: two amplitudes per block instead of a 2^k x 2^k product.
+
+    ``matrix`` is the gate's full ``(d, d)`` (or batched) matrix; it is checked to have that structure
+    (None otherwise, and the dense path runs).
+    """
+    k = len(targets)
+    if not _is_state(state) or k < 1:
+        return None
+    geo = _geometry(state, targets, controls, cvals)
+    if geo is None:
+        return None
+    d = 2**k
+    m = _batched_operand(matrix, np.complex128, (d, d), state.shape[0])
+    i0, i1 = (int(x) for x in subspace)
+    if m is None or not (0 <= i0 < d and 0 <= i1 < d and i0 != i1):
+        return None
+    block = m[:, [i0, i1]][:, :, [i0, i1]]
+    rest = np.ones(d, dtype=bool)
+    rest[[i0, i1]] = False
+    phases = m[:, rest, rest] if d > 2 else np.ones((m.shape[0], 0), dtype=complex)
+    outside = m.copy()  # everything but the 2x2 block and the diagonal of the other states must vanish
+    outside[:, [i0, i1], :] = 0
+    outside[:, :, [i0, i1]] = 0
+    idx = np.flatnonzero(rest)
+    outside[:, idx, idx] = 0
+    if np.abs(outside).max(initial=0.0) > 0 or np.abs(phases - phases[:, :1]).max(initial=0.0) > 1e-14:
+        return None
+    phase = np.ascontiguousarray(phases[:, 0] if d > 2 else np.ones(m.shape[0]), dtype=np.complex128)
+    has_phase = d > 2 and bool(np.any(np.abs(phase - 1) > 0))
+    u = np.ascontiguousarray(block.reshape(m.shape[0], 4))
+    fixed, cmask, offsets = geo[:3]
+    _k_subspace[_par(state)](state.reshape(-1), u, phase, has_phase, offsets[i0], offsets[i1], offsets, fixed,
+                             cmask, np.uint64(_nbits(state)))
+    return state
+
+
 def apply_diagonal(state: np.ndarray, diag: object, targets: tuple, controls: tuple = (), cvals: tuple = ()):
     """Multiply by a diagonal ``(2^k,)`` (or ``(B, 2^k)``) on ``targets`` with controls, in place."""
     if not _is_state(state):
@@ -868,6 +927,85 @@ def _k_diag_expval(v, diag, seg_bits, partial):
             a = v[row + i]
             acc += diag[i] * (a.real * a.real + a.imag * a.imag)
         partial[b, t % nseg] = acc
+
+
+@njit(inline="always")
+def _grouped_amplitude(v, row, loc, diag, has_diag, xm, starts, zm, cf):
+    """``((D + sum_t c_t P_t) psi)[loc]`` of the row starting at ``row`` (one output amplitude)."""
+    acc = diag[loc] * v[row + loc] if has_diag else 0.0 * v[row + loc]
+    for g in range(xm.shape[0]):
+        j = loc ^ xm[g]
+        f = 0j
+        for t in range(starts[g], starts[g + 1]):
+            if _parity(j & zm[t]):
+                f -= cf[t]
+            else:
+                f += cf[t]
+        acc += f * v[row + j]
+    return acc
+
+
+@_twins
+def _k_pauli_groups_apply(v, out, n_bits, diag, has_diag, xm, starts, zm, cf):
+    """out = (D + sum_t c_t P_t) v for every row of v (flattened (B, 2**n)), one output amplitude per item."""
+    for i_ in prange(np.uint64(v.shape[0])):
+        i = np.uint64(i_)
+        row = (i >> n_bits) << n_bits
+        out[i] = _grouped_amplitude(v, row, i - row, diag, has_diag, xm, starts, zm, cf)
+
+
+@_twins
+def _k_pauli_groups_expval(v, n_bits, seg_bits, diag, has_diag, xm, starts, zm, cf, partial):
+    """partial[b, s] = sum over segment s of row b of conj(v[i]) ((D + sum_t c_t P_t) v)[i]."""
+    nseg = np.uint64(partial.shape[1])
+    for t_ in prange(np.uint64(partial.shape[0]) * nseg):
+        t = np.uint64(t_)
+        b = t // nseg
+        row = b << n_bits
+        start = (t % nseg) << seg_bits
+        re = 0.0
+        for loc in range(start, start + (_U1 << seg_bits)):
+            a = v[row + loc]
+            h = _grouped_amplitude(v, row, loc, diag, has_diag, xm, starts, zm, cf)
+            re += np.float64(a.real) * h.real + np.float64(a.imag) * h.imag
+        partial[b, t % nseg] = re
+
+
+def _groups_args(state: np.ndarray, groups: object, diag: object) -> tuple | None:
+    """Kernel arguments of a grouped Pauli sum on ``state``, or None when they do not fit this kernel."""
+    n = _nbits(state)
+    if getattr(groups, "num_wires", None) != n:
+        return None
+    if diag is None:
+        d, has = np.zeros(1), False
+    elif type(diag) is np.ndarray and diag.dtype == np.float64 and diag.shape == (state.shape[1],):
+        d, has = diag, True
+    else:
+        return None
+    return (np.uint64(n), d, has, groups.xmasks.astype(np.uint64), groups.starts, groups.zmasks.astype(np.uint64),
+            groups.coeffs)
+
+
+def apply_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
+    """``(D + sum_t c_t P_t)|state>`` as a new array, in one pass (see :class:`qdiff.observables.PauliGroups`)."""
+    if not _is_state(state) or (args := _groups_args(state, groups, diag)) is None:
+        return None
+    out = np.empty_like(state)
+    n_bits, d, has, xm, starts, zm, cf = args
+    _k_pauli_groups_apply[_par(state)](state.reshape(-1), out.reshape(-1), n_bits, d, has, xm, starts, zm, cf)
+    return out
+
+
+def expval_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
+    """``<state|D + sum_t c_t P_t|state>`` per batch entry (real), in one pass without temporaries."""
+    if not _is_state(state) or (args := _groups_args(state, groups, diag)) is None:
+        return None
+    n_bits, d, has, xm, starts, zm, cf = args
+    sb = _seg_bits(_nbits(state), state.shape[0])
+    partial = np.empty((state.shape[0], 1 << (_nbits(state) - sb)), dtype=np.float64)
+    _k_pauli_groups_expval[_par(state)](state.reshape(-1), n_bits, np.uint64(sb), d, has, xm, starts, zm, cf,
+                                        partial)
+    return partial.sum(axis=1)
 
 
 def expval_diagonal(state: np.ndarray, diag: np.ndarray):

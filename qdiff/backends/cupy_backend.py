@@ -27,7 +27,7 @@ import numpy as np
 from .. import memory
 from ..errors import BackendError, MemoryLimitError
 from . import gpu_index_model as gim
-from .numpy_backend import NumpyBackend, num_qubits
+from .numpy_backend import NumpyBackend, num_qubits, pauli_groups_apply, pauli_groups_expval
 
 try:  # CuPy is optional: importing this module without it raises a clear BackendError on use
     import cupy
@@ -210,6 +210,11 @@ class CupyBackend:
         moved[...] = out.reshape(moved.shape)
         return state
 
+    def apply_subspace(self, state: Any, matrix: Any, subspace: tuple[int, int], targets: tuple,
+                       controls: tuple = (), cvals: tuple = ()) -> Any:
+        """A two-level-subspace gate: the dense product on the GPU (the matrix is exact)."""
+        return self.apply_matrix(state, matrix, targets, controls, cvals)
+
     def apply_diagonal(self, state: Any, diag: Any, targets: tuple, controls: tuple = (), cvals: tuple = ()) -> Any:
         """Multiply by a diagonal ``(2^k,)`` (or ``(B, 2^k)``) on ``targets``, with controls."""
         n, batch = self._check_state(state)
@@ -294,6 +299,14 @@ class CupyBackend:
     def expval_diagonal(self, state: Any, diag: Any) -> Any:
         """``sum_i diag[i] |state[b, i]|^2`` per batch entry for a real diagonal observable, shape ``(B,)``."""
         return (state.real**2 + state.imag**2) @ diag
+
+    def apply_pauli_groups(self, state: Any, groups: Any, diag: Any = None) -> Any:
+        """``(D + sum_t c_t P_t)|state>`` for a grouped Pauli sum, on the GPU (one gather per flip mask)."""
+        return pauli_groups_apply(cupy, state, groups, None if diag is None else cupy.asarray(diag))
+
+    def expval_pauli_groups(self, state: Any, groups: Any, diag: Any = None) -> Any:
+        """``<state|D + sum_t c_t P_t|state>`` per batch entry (real), on the GPU."""
+        return pauli_groups_expval(cupy, state, groups, None if diag is None else cupy.asarray(diag))
 
     def expval_pauli(self, state: Any, word: dict[int, str]) -> Any:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real (state's real dtype), without a matrix."""

@@ -43,6 +43,37 @@ def num_qubits(state: Any) -> int:
     return int(state.shape[-1]).bit_length() - 1
 
 
+def _parity_xp(xp: Any, v: Any) -> Any:
+    """Parity of the set bits of non-negative int64 values (elementwise)."""
+    for shift in (32, 16, 8, 4, 2, 1):
+        v = v ^ (v >> shift)
+    return v & 1
+
+
+def pauli_groups_apply(xp: Any, state: Any, groups: Any, diag: Any = None) -> Any:
+    """Reference ``(D + sum_t c_t P_t)|state>`` for :class:`~qdiff.observables.PauliGroups` (numpy or CuPy).
+
+    One gather per flip mask: ``out[:, i] += state[:, i ^ x] * f(i ^ x)`` with ``f`` the group's signed
+    coefficients, built elementwise; the compiled kernel does the same in one pass.
+    """
+    n_amp = state.shape[-1]
+    idx = xp.arange(n_amp, dtype=xp.int64)
+    out = diag * state if diag is not None else xp.zeros_like(state)
+    for g in range(len(groups.xmasks)):
+        j = idx ^ int(groups.xmasks[g])
+        f = xp.zeros(n_amp, dtype=xp.complex128)
+        for t in range(int(groups.starts[g]), int(groups.starts[g + 1])):
+            f += complex(groups.coeffs[t]) * (1 - 2 * _parity_xp(xp, j & int(groups.zmasks[t])))
+        out += (state[:, j] * f).astype(state.dtype, copy=False)
+    return out
+
+
+def pauli_groups_expval(xp: Any, state: Any, groups: Any, diag: Any = None) -> Any:
+    """Reference ``<state|D + sum_t c_t P_t|state>`` per batch entry (real)."""
+    h = pauli_groups_apply(xp, state, groups, diag)
+    return xp.real(xp.sum(xp.conj(state) * h, axis=1))
+
+
 class NumpyBackend:
     """Statevector primitives on the CPU with numpy."""
 
@@ -114,6 +145,17 @@ class NumpyBackend:
             out = flat @ m.T
         moved[...] = out.reshape(moved.shape)
         return state
+
+    def apply_subspace(
+        self, state: np.ndarray, matrix: np.ndarray, subspace: tuple[int, int], targets: tuple,
+        controls: tuple = (), cvals: tuple = ()
+    ) -> np.ndarray:
+        """A gate whose matrix only rotates the local states ``subspace`` (a common phase on the others), in
+        place: a two-level rotation per block where compiled kernels run, else the dense product."""
+        kern = _kernels()
+        if kern is not None and kern.apply_subspace(state, matrix, subspace, targets, controls, cvals) is not None:
+            return state
+        return self.apply_matrix(state, matrix, targets, controls, cvals)
 
     def apply_diagonal(
         self, state: np.ndarray, diag: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
@@ -223,6 +265,20 @@ class NumpyBackend:
         if kern is not None and (res := kern.expval_diagonal(state, diag)) is not None:
             return res
         return (state.real**2 + state.imag**2) @ diag
+
+    def apply_pauli_groups(self, state: np.ndarray, groups: Any, diag: np.ndarray | None = None) -> np.ndarray:
+        """``(D + sum_t c_t P_t)|state>``: a Pauli sum grouped by flip mask (plus a real diagonal), new array."""
+        kern = _kernels()
+        if kern is not None and (res := kern.apply_pauli_groups(state, groups, diag)) is not None:
+            return res
+        return pauli_groups_apply(np, state, groups, diag)
+
+    def expval_pauli_groups(self, state: np.ndarray, groups: Any, diag: np.ndarray | None = None) -> np.ndarray:
+        """``<state|D + sum_t c_t P_t|state>`` per batch entry, shape ``(B,)`` real, without a new state."""
+        kern = _kernels()
+        if kern is not None and (res := kern.expval_pauli_groups(state, groups, diag)) is not None:
+            return res
+        return pauli_groups_expval(np, state, groups, diag)
 
     def expval_pauli(self, state: np.ndarray, word: dict[int, str]) -> np.ndarray:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real, without a matrix."""

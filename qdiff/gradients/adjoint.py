@@ -305,7 +305,10 @@ def adjoint_vjp(
     for m, cot in zip(measurements, cotangents, strict=True):
         c = real_cotangent(cot, (b,) + output_shape(m, circuit.num_wires))
         term = cotangent_bra(be, state, m, be.asarray(c))
-        bra = term if bra is None else bra + term
+        if bra is None:
+            bra = term
+        else:
+            bra += term  # in place: term and bra are fresh arrays
     g, mg = backward_sweep(be, circuit, theta, bra, state, matrix_ops)
     return values, be.to_numpy(g), {k: be.to_numpy(v) for k, v in mg.items()}, batched
 
