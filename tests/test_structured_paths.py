@@ -121,3 +121,21 @@ def test_subspace_kernel_refuses_a_matrix_without_that_structure() -> None:
     state = np.ones((1, 32), dtype=complex)
     assert cpu_kernels.apply_subspace(state, m, (3, 12), (0, 1, 2, 3)) is None
     assert np.all(state == 1)
+
+
+@pytest.mark.parametrize("controls", [(), (5,)])
+def test_reduced_outer_entries_match_the_full_product(controls: tuple, rng: np.random.Generator) -> None:
+    from qdiff.backends import cpu_kernels
+
+    n = 6
+    bra, ket = random_state(n, rng, 2), random_state(n, rng, 2)
+    targets = (4, 0, 2, 1)
+    cvals = (1,) * len(controls)
+    full = cpu_kernels.reduced_outer(bra, ket, targets, controls, cvals)
+    entries = np.array([[3, 3], [3, 12], [12, 3], [12, 12], [0, 0], [7, 7]])
+    part = cpu_kernels.reduced_outer(bra, ket, targets, controls, cvals, entries)
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[entries[:, 0], entries[:, 1]] = True
+    np.testing.assert_allclose(part[:, mask], full[:, mask], atol=1e-13)
+    assert np.all(part[:, ~mask] == 0)
+    assert cpu_kernels.reduced_outer(bra, ket, targets, controls, cvals, np.array([[0, 16]])) is None

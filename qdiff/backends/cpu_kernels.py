@@ -544,6 +544,29 @@ def _k_reduced_outer(bra, ket, offsets, fixed, cmask, nbits, seg_bits, partial):
                 partial[b, s, i, j] = accr[i, j] + 1j * acci[i, j]
 
 
+@_twins
+def _k_reduced_entries(bra, ket, offsets, fixed, cmask, nbits, seg_bits, ei, ej, partial):
+    """partial[b, s, e] = sum over segment s of conj(bra[base + off_ei[e]]) ket[base + off_ej[e]]."""
+    nseg = np.uint64(partial.shape[1])
+    per_row = np.uint64(bra.shape[0] // partial.shape[0]) >> np.uint64(fixed.shape[0])
+    for t_ in prange(np.uint64(partial.shape[0]) * nseg):
+        t = np.uint64(t_)
+        b = t // nseg
+        s = t % nseg
+        accr = np.zeros(ei.shape[0], dtype=np.float64)
+        acci = np.zeros(ei.shape[0], dtype=np.float64)
+        start = b * per_row + (s << seg_bits)
+        for o in range(start, start + (_U1 << seg_bits)):
+            base = _insert(o, fixed) | cmask
+            for e in range(ei.shape[0]):
+                x = bra[base + offsets[ei[e]]]
+                y = ket[base + offsets[ej[e]]]
+                accr[e] += np.float64(x.real) * y.real + np.float64(x.imag) * y.imag
+                acci[e] += np.float64(x.real) * y.imag - np.float64(x.imag) * y.real
+        for e in range(ei.shape[0]):
+            partial[b, s, e] = accr[e] + 1j * acci[e]
+
+
 # ------------------------------------------------------------------------------------------------
 # wrappers: same arguments and results as the NumpyBackend methods; None = not handled here
 
@@ -713,6 +736,31 @@ def _k_subspace(v, u, phase, has_phase, off0, off1, offsets, fixed, cmask, nbits
                     v[i + off] *= ph
 
 
+@njit(cache=CACHE)
+def _subspace_parts(m, i0, i1, u, phase):  # pragma: no cover - compiled
+    """Split ``m (B, d, d)`` into its 2x2 block on (i0, i1) (``u (B, 4)``) and the common phase of the other
+    basis states (``phase (B,)``); False when ``m`` has any other entry (then it is no subspace gate)."""
+    d = m.shape[1]
+    for b in range(m.shape[0]):
+        u[b, 0], u[b, 1], u[b, 2], u[b, 3] = m[b, i0, i0], m[b, i0, i1], m[b, i1, i0], m[b, i1, i1]
+        ph = 1.0 + 0j
+        first = True
+        for r in range(d):
+            for c in range(d):
+                if (r == i0 or r == i1) and (c == i0 or c == i1):
+                    continue
+                x = m[b, r, c]
+                if r != c:
+                    if x != 0:
+                        return False
+                elif first:
+                    ph, first = x, False
+                elif x != ph:
+                    return False
+        phase[b] = ph
+    return True
+
+
 def apply_subspace(state: np.ndarray, matrix: object, subspace: tuple, targets: tuple, controls: tuple = (),
                    cvals: tuple = ()):
     """A gate acting on the two local basis states ``subspace`` of its targets (a Givens rotation, with a
@@ -732,23 +780,13 @@ def apply_subspace(state: np.ndarray, matrix: object, subspace: tuple, targets: 
     i0, i1 = (int(x) for x in subspace)
     if m is None or not (0 <= i0 < d and 0 <= i1 < d and i0 != i1):
         return None
-    block = m[:, [i0, i1]][:, :, [i0, i1]]
-    rest = np.ones(d, dtype=bool)
-    rest[[i0, i1]] = False
-    phases = m[:, rest, rest] if d > 2 else np.ones((m.shape[0], 0), dtype=complex)
-    outside = m.copy()  # everything but the 2x2 block and the diagonal of the other states must vanish
-    outside[:, [i0, i1], :] = 0
-    outside[:, :, [i0, i1]] = 0
-    idx = np.flatnonzero(rest)
-    outside[:, idx, idx] = 0
-    if np.abs(outside).max(initial=0.0) > 0 or np.abs(phases - phases[:, :1]).max(initial=0.0) > 1e-14:
+    u = np.empty((m.shape[0], 4), dtype=np.complex128)
+    phase = np.empty(m.shape[0], dtype=np.complex128)
+    if not _subspace_parts(m, i0, i1, u, phase):
         return None
-    phase = np.ascontiguousarray(phases[:, 0] if d > 2 else np.ones(m.shape[0]), dtype=np.complex128)
-    has_phase = d > 2 and bool(np.any(np.abs(phase - 1) > 0))
-    u = np.ascontiguousarray(block.reshape(m.shape[0], 4))
     fixed, cmask, offsets = geo[:3]
-    _k_subspace[_par(state)](state.reshape(-1), u, phase, has_phase, offsets[i0], offsets[i1], offsets, fixed,
-                             cmask, np.uint64(_nbits(state)))
+    _k_subspace[_par(state)](state.reshape(-1), u, phase, bool(d > 2 and np.any(phase != 1)), offsets[i0],
+                             offsets[i1], offsets, fixed, cmask, np.uint64(_nbits(state)))
     return state
 
 
@@ -929,46 +967,70 @@ def _k_diag_expval(v, diag, seg_bits, partial):
         partial[b, t % nseg] = acc
 
 
-@njit(inline="always")
-def _grouped_amplitude(v, row, loc, diag, has_diag, xm, starts, zm, cf):
-    """``((D + sum_t c_t P_t) psi)[loc]`` of the row starting at ``row`` (one output amplitude)."""
-    acc = diag[loc] * v[row + loc] if has_diag else 0.0 * v[row + loc]
-    for g in range(xm.shape[0]):
-        j = loc ^ xm[g]
-        f = 0j
-        for t in range(starts[g], starts[g + 1]):
-            if _parity(j & zm[t]):
-                f -= cf[t]
-            else:
-                f += cf[t]
-        acc += f * v[row + j]
-    return acc
-
-
 @_twins
-def _k_pauli_groups_apply(v, out, n_bits, diag, has_diag, xm, starts, zm, cf):
-    """out = (D + sum_t c_t P_t) v for every row of v (flattened (B, 2**n)), one output amplitude per item."""
-    for i_ in prange(np.uint64(v.shape[0])):
-        i = np.uint64(i_)
-        row = (i >> n_bits) << n_bits
-        out[i] = _grouped_amplitude(v, row, i - row, diag, has_diag, xm, starts, zm, cf)
+def _k_pauli_groups_apply(v, out, n_bits, seg_bits, diag, has_diag, xm, starts, zm, cf):
+    """out = (D + sum_t c_t P_t) v for every row of v (flattened (B, 2**n)).
+
+    Parallel over cache-sized segments of output amplitudes; within a segment one short loop per term
+    (``out[i] += c_t (-1)^popcount(j & z_t) v[j]``, ``j = i ^ x_g``) that the compiler vectorises.
+    """
+    nseg_row = np.uint64(1) << (n_bits - seg_bits)
+    seg = _U1 << seg_bits
+    for s_ in prange(np.uint64(v.shape[0]) >> seg_bits):
+        s = np.uint64(s_)
+        row = (s // nseg_row) << n_bits
+        start = (s % nseg_row) << seg_bits
+        for loc in range(start, start + seg):
+            out[row + loc] = diag[loc] * v[row + loc] if has_diag else 0.0
+        for g in range(xm.shape[0]):
+            x = xm[g]
+            for t in range(starts[g], starts[g + 1]):
+                z = zm[t]
+                c = cf[t]
+                for loc in range(start, start + seg):
+                    j = loc ^ x
+                    out[row + loc] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
 
 
 @_twins
 def _k_pauli_groups_expval(v, n_bits, seg_bits, diag, has_diag, xm, starts, zm, cf, partial):
-    """partial[b, s] = sum over segment s of row b of conj(v[i]) ((D + sum_t c_t P_t) v)[i]."""
+    """partial[b, s] = sum over segment s of row b of conj(v[i]) ((D + sum_t c_t P_t) v)[i] (real part).
+
+    Each segment's share of ``H v`` is built in a segment-sized buffer exactly as in
+    ``_k_pauli_groups_apply`` (vectorised per-term loops), then contracted with ``conj(v)``.
+    """
     nseg = np.uint64(partial.shape[1])
+    seg = _U1 << seg_bits
     for t_ in prange(np.uint64(partial.shape[0]) * nseg):
-        t = np.uint64(t_)
-        b = t // nseg
+        q = np.uint64(t_)
+        b = q // nseg
         row = b << n_bits
-        start = (t % nseg) << seg_bits
-        re = 0.0
-        for loc in range(start, start + (_U1 << seg_bits)):
-            a = v[row + loc]
-            h = _grouped_amplitude(v, row, loc, diag, has_diag, xm, starts, zm, cf)
-            re += np.float64(a.real) * h.real + np.float64(a.imag) * h.imag
-        partial[b, t % nseg] = re
+        start = (q % nseg) << seg_bits
+        buf = np.zeros(seg, dtype=np.complex128)
+        for g in range(xm.shape[0]):
+            x = xm[g]
+            for t in range(starts[g], starts[g + 1]):
+                z = zm[t]
+                c = cf[t]
+                for k in range(seg):
+                    j = (start + k) ^ x
+                    buf[k] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
+        total = 0.0
+        for k in range(seg):
+            a = v[row + start + k]
+            h = buf[k] + diag[start + k] * a if has_diag else buf[k]
+            total += np.float64(a.real) * h.real + np.float64(a.imag) * h.imag
+        partial[b, q % nseg] = total
+
+
+GROUP_SEGMENT_BITS = 11
+"""log2 of the amplitudes a grouped Pauli-sum kernel sweeps per term (32 KiB of complex128, in L1/L2)."""
+
+
+def _par_groups(state: np.ndarray, groups: object) -> bool:
+    """Threads pay off by the work (amplitudes x terms), with at least two segments to share."""
+    work = state.size * max(1, len(groups.coeffs))
+    return work >= 1 << PARALLEL_MIN_BITS and state.size >= 1 << (GROUP_SEGMENT_BITS + 1)
 
 
 def _groups_args(state: np.ndarray, groups: object, diag: object) -> tuple | None:
@@ -992,7 +1054,9 @@ def apply_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
         return None
     out = np.empty_like(state)
     n_bits, d, has, xm, starts, zm, cf = args
-    _k_pauli_groups_apply[_par(state)](state.reshape(-1), out.reshape(-1), n_bits, d, has, xm, starts, zm, cf)
+    sb = np.uint64(min(int(n_bits), GROUP_SEGMENT_BITS))
+    kernel = _k_pauli_groups_apply[_par_groups(state, groups)]
+    kernel(state.reshape(-1), out.reshape(-1), n_bits, sb, d, has, xm, starts, zm, cf)
     return out
 
 
@@ -1001,10 +1065,10 @@ def expval_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
     if not _is_state(state) or (args := _groups_args(state, groups, diag)) is None:
         return None
     n_bits, d, has, xm, starts, zm, cf = args
-    sb = _seg_bits(_nbits(state), state.shape[0])
+    sb = min(_seg_bits(_nbits(state), state.shape[0]), GROUP_SEGMENT_BITS)
     partial = np.empty((state.shape[0], 1 << (_nbits(state) - sb)), dtype=np.float64)
-    _k_pauli_groups_expval[_par(state)](state.reshape(-1), n_bits, np.uint64(sb), d, has, xm, starts, zm, cf,
-                                        partial)
+    kernel = _k_pauli_groups_expval[_par_groups(state, groups)]
+    kernel(state.reshape(-1), n_bits, np.uint64(sb), d, has, xm, starts, zm, cf, partial)
     return partial.sum(axis=1)
 
 
@@ -1052,14 +1116,33 @@ def _reduced_outer128(bra: np.ndarray, ket: np.ndarray, geo: tuple) -> np.ndarra
     return partial.sum(axis=1)
 
 
-def reduced_outer(bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()):
-    """``R[b,i,j] = sum_rest conj(bra[i,rest]) ket[j,rest]`` in the controlled subspace, one pass."""
+def reduced_outer(bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = (),
+                  entries: np.ndarray | None = None):
+    """``R[b,i,j] = sum_rest conj(bra[i,rest]) ket[j,rest]`` in the controlled subspace, one pass.
+
+    ``entries`` (``(E, 2)`` index pairs): only those entries are computed, the rest of R is zero.
+    """
     if not _same_states(bra, ket) or len(targets) > MAX_DENSE_QUBITS:
         return None
     geo = _geometry(bra, targets, controls, cvals)
     if geo is None:
         return None
-    return _reduced_outer128(bra, ket, geo).astype(bra.dtype)
+    if entries is None:
+        return _reduced_outer128(bra, ket, geo).astype(bra.dtype)
+    fixed, cmask, offsets = geo[0], geo[1], geo[2]
+    d = offsets.shape[0]
+    ent = np.asarray(entries, dtype=np.int64).reshape(-1, 2)
+    if ent.size and (ent.min() < 0 or ent.max() >= d):
+        return None
+    outer_bits = _nbits(bra) - len(fixed)
+    sb = _seg_bits(outer_bits, bra.shape[0])
+    partial = np.empty((bra.shape[0], 1 << (outer_bits - sb), len(ent)), dtype=np.complex128)
+    _k_reduced_entries[_par(bra)](bra.reshape(-1), ket.reshape(-1), offsets, fixed, cmask, np.uint64(_nbits(bra)),
+                                  np.uint64(sb), np.ascontiguousarray(ent[:, 0]), np.ascontiguousarray(ent[:, 1]),
+                                  partial)
+    r = np.zeros((bra.shape[0], d, d), dtype=bra.dtype)
+    r[:, ent[:, 0], ent[:, 1]] = partial.sum(axis=1)
+    return r
 
 
 def matrix_element(bra: np.ndarray, ket: np.ndarray, matrix: object, targets: tuple, controls: tuple = (),

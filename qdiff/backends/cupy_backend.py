@@ -329,8 +329,11 @@ class CupyBackend:
         partial = self._launch(call, ket.dtype, bra=bra, ket=ket)["partial"]
         return gim.finish_matel(partial, ket.dtype)
 
-    def reduced_outer(self, bra: Any, ket: Any, targets: tuple, controls: tuple = (), cvals: tuple = ()) -> Any:
-        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace."""
+    def reduced_outer(self, bra: Any, ket: Any, targets: tuple, controls: tuple = (), cvals: tuple = (),
+                      entries: Any = None) -> Any:
+        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace.
+
+        ``entries`` (the entries needed) is accepted for the common interface; the whole R is computed."""
         bra, ket = self._pair(bra, ket)
         n, batch = self._check_state(ket, "ket")
         targets, controls, cvals = tuple(targets), tuple(controls), tuple(cvals)

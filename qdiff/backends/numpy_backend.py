@@ -326,11 +326,15 @@ class NumpyBackend:
         return adjoint_step(bra, ket, u_dagger, target, controls, cvals)
 
     def reduced_outer(
-        self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
+        self, bra: np.ndarray, ket: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = (),
+        entries: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace."""
+        """``R[b, i, j] = sum_rest conj(bra[i, rest]) ket[j, rest]`` over the targets, in the controlled subspace.
+
+        ``entries`` (``(E, 2)`` index pairs) says which entries are needed; others may come back as zero.
+        """
         kern = _kernels()
-        if kern is not None and (res := kern.reduced_outer(bra, ket, targets, controls, cvals)) is not None:
+        if kern is not None and (res := kern.reduced_outer(bra, ket, targets, controls, cvals, entries)) is not None:
             return res
         return self._reduced_rows(bra, ket, targets, controls, cvals)
 

@@ -83,7 +83,8 @@ def backward_sweep(
             apply_kernel(backend, ket, kern)
         if derivs or index in matrix_ops:
             if r is None:
-                r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values)
+                entries = _needed_entries(derivs) if kern.subspace is not None and index not in matrix_ops else None
+                r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values, entries)
                 apply_bra = True
             else:
                 apply_bra = False
@@ -105,6 +106,14 @@ def backward_sweep(
     for index in range(len(circuit.operations) - 1, -1, -1):
         step(index)
     return grad, mgrads
+
+
+def _needed_entries(derivs: list) -> np.ndarray:
+    """``(E, 2)`` index pairs where some derivative matrix is nonzero: the entries of R the gradient reads."""
+    mask = np.zeros(np.shape(derivs[0][1])[-2:], dtype=bool)
+    for _, d_u in derivs:
+        mask |= np.any(np.asarray(d_u) != 0, axis=tuple(range(np.ndim(d_u) - 2)))
+    return np.argwhere(mask)
 
 
 def _fused_step(backend: Any, kern: Any, bra: Any, ket: Any) -> Any:
