@@ -261,6 +261,14 @@ class _Builder:
             if name == "PauliRot":
                 hyper = base.hyperparameters["pauli_word"]
         targets = tuple(self._wires(base.wires))
+        if hyper is not None and hyper.strip("I"):
+            # exp(-i t P / 2) for a word with one letter is RX/RY/RZ, for a Z..Z word MultiRZ (diagonal):
+            # forms every executor runs fused (QAOA's cost and mixer layers arrive as PauliRot "ZZ" and "X");
+            # the parameter, the matrix and the gradient are the same
+            letters = [(w, p) for w, p in zip(targets, hyper, strict=True) if p != "I"]
+            if len(letters) == 1 or all(p == "Z" for _, p in letters):
+                qname = "R" + letters[0][1] if len(letters) == 1 else "MultiRZ"
+                targets, hyper = tuple(w for w, _ in letters), None
         ctrl = tuple(self._wires(controls))
         key = (qname, targets, ctrl, tuple(cvals), inverse, hyper, len(params))
         template = _OP_TEMPLATES.get(key)

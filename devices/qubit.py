@@ -78,6 +78,7 @@ GATE_SET_MCM.name = "qdiff.qubit gates with mid-circuit measurements"
 
 BACKENDS = ("numpy", "cupy", "auto")
 VJP_INTERFACES = (math.Interface.AUTOGRAD, math.Interface.JAX, math.Interface.TORCH)
+BROADCAST_VJP_INTERFACES = (math.Interface.AUTOGRAD, math.Interface.TORCH)
 """Interfaces that use the device's VJPs as they are (``device_vjp=True``)."""
 STATE_CHUNK_BYTES = 256 * 2**20
 """Memory for one chunk of one-shot trajectories (states simulated together)."""
@@ -342,7 +343,14 @@ class QDiffQubit(Device):
                 updates["use_device_gradient"] = True
             if config.grad_on_execution is None:
                 updates["grad_on_execution"] = True
-            if config.use_device_jacobian_product is None:
+            broadcast = circuit is not None and circuit.batch_size is not None
+            if not native_shift and broadcast and config.interface in BROADCAST_VJP_INTERFACES:
+                # a broadcast circuit (a batch of inputs) answers through one batched device VJP, the
+                # same numbers as Jacobians, which would need one tape per batch entry (QNodes pass
+                # device_vjp=False by default, so this applies whatever it says). Not for JAX, whose
+                # jacobian maps the VJP over a batch of cotangents.
+                updates["use_device_jacobian_product"] = True
+            elif config.use_device_jacobian_product is None:
                 updates["use_device_jacobian_product"] = False
             if (not native_shift and circuit is not None and _trainable_matrix(circuit)
                     and config.interface in VJP_INTERFACES):

@@ -784,3 +784,40 @@ def test_new_native_gates_match_default_qubit_with_gradients(name):
     program = dev(k + 1).preprocess_transforms()
     (expanded,), _ = program((tape,))
     assert name in [op.name for op in expanded.operations]  # kept native, not decomposed
+
+
+@pytest.mark.parametrize("word", ["X", "Y", "Z", "IZI", "ZZ", "ZIZ", "XY", "IXI", "III"])
+@pytest.mark.parametrize("wrap", ["plain", "adjoint", "ctrl"])
+def test_pauli_rot_lowered_forms_match_default_qubit(word, wrap):
+    k = len(word)
+
+    def make(device):
+        @qml.qnode(device, diff_method="adjoint" if device.name == "qdiff.qubit" else "backprop")
+        def c(x):
+            for w in range(k + 1):
+                qml.Hadamard(w)
+                qml.RY(0.2 + 0.3 * w, w)
+            op = qml.PauliRot(x, word, wires=range(k))
+            if wrap == "adjoint":
+                qml.adjoint(op)
+            elif wrap == "ctrl":
+                qml.ctrl(op, control=k)
+            return qml.expval(qml.X(0) @ qml.Y(k) + qml.Z(k - 1))
+
+        return c
+
+    x = pnp.array(0.61, requires_grad=True)
+    ours, ref = make(dev(k + 1)), make(qml.device("default.qubit", wires=k + 1))
+    assert np.isclose(ours(x), ref(x), atol=1e-10)
+    assert np.isclose(qml.grad(ours)(x), qml.grad(ref)(x), atol=1e-10)
+
+
+def test_qaoa_pauli_rotations_become_diagonal_and_one_qubit_gates():
+    from qdiff.devices.convert import convert_tape
+
+    tape = qml.tape.QuantumScript([qml.PauliRot(0.3, "ZZ", wires=[0, 2]), qml.PauliRot(0.4, "X", wires=[1]),
+                                   qml.PauliRot(0.5, "IZ", wires=[0, 1]), qml.PauliRot(0.6, "XZ", wires=[0, 1])],
+                                  [qml.expval(qml.Z(0))])
+    conv = convert_tape(tape, qml.wires.Wires([0, 1, 2]))
+    assert [(op.gate.name, op.wires) for op in conv.circuit.operations] == [
+        ("MultiRZ", (0, 2)), ("RX", (1,)), ("RZ", (1,)), ("PauliRot", (0, 1))]

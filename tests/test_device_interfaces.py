@@ -208,3 +208,42 @@ def test_parameter_shift_with_shots_torch():
     out = f(torch.tensor(0.6, dtype=torch.float64), y)[0]
     out.backward()
     assert np.isclose(y.grad.numpy(), -np.cos(0.6) * np.sin(YB), atol=0.05)
+
+
+@pytest.mark.parametrize("interface", ["autograd", "torch"])
+def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface):
+    # default QNode options (device_vjp=False): a batch of non-trainable inputs is still one simulation
+    # and one batched VJP, not one tape per input; the numbers match default.qubit
+    n, batch = 4, 6
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, np.pi, (batch, n))
+    w0 = rng.uniform(0, np.pi, qml.StronglyEntanglingLayers.shape(2, n))
+
+    def run(device):
+        @qml.qnode(device, interface=interface)
+        def model(w, inputs):
+            qml.AngleEmbedding(inputs, wires=range(n))
+            qml.StronglyEntanglingLayers(w, wires=range(n))
+            return qml.expval(qml.Z(0) @ qml.Z(1))
+
+        if interface == "torch":
+            import torch
+
+            w = torch.tensor(w0, requires_grad=True)
+            loss = model(w, torch.tensor(x)).sum()
+            loss.backward()
+            return float(loss), w.grad.numpy()
+        from pennylane import numpy as pnp
+
+        w = pnp.array(w0, requires_grad=True)
+        inputs = pnp.array(x, requires_grad=False)
+        return float(pnp.sum(model(w, inputs))), qml.grad(lambda v: pnp.sum(model(v, inputs)))(w)
+
+    dev = qml.device("qdiff.qubit", wires=n)
+    with qml.Tracker(dev) as tracker:
+        loss, grad = run(dev)
+    ref_loss, ref_grad = run(qml.device("default.qubit", wires=n))
+    assert np.isclose(loss, ref_loss, atol=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
+    assert tracker.totals.get("vjps", 0) >= 1 and tracker.totals.get("derivatives", 0) == 0
+    assert tracker.totals["simulations"] <= 2  # the forward value and the VJP, never one per input
