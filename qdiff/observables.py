@@ -306,6 +306,18 @@ def z_diagonal(xp: Any, num_wires: int, terms: list[tuple[float, PauliWord]]) ->
     return diag.reshape(-1)
 
 
+def word_masks(word: PauliWord, num_wires: int) -> tuple[int, int, complex]:
+    """``(flip mask, sign mask, i**(number of Y))`` of a Pauli word: wire ``w`` is bit ``n-1-w``; X and Y
+    flip it, Y and Z sign it, so ``(P psi)[i ^ x] = phase (-1)**popcount(i & z) psi[i]``."""
+    x = z = ny = 0
+    for w, p in word.paulis:
+        bit = 1 << (num_wires - 1 - w)
+        x |= bit if p in "XY" else 0
+        z |= bit if p in "YZ" else 0
+        ny += p == "Y"
+    return x, z, 1j**ny
+
+
 @dataclass(frozen=True)
 class PauliGroups:
     """Pauli words grouped by the bits they flip, as arrays for one-pass kernels.
@@ -329,13 +341,8 @@ class PauliGroups:
         """Group ``(coefficient, word)`` pairs by flip mask (first appearance order)."""
         groups: dict[int, list[tuple[int, complex]]] = {}
         for c, t in terms:
-            x = z = ny = 0
-            for w, p in t.paulis:
-                bit = 1 << (num_wires - 1 - w)
-                x |= bit if p in "XY" else 0
-                z |= bit if p in "YZ" else 0
-                ny += p == "Y"
-            groups.setdefault(x, []).append((z, complex(c) * 1j**ny))
+            x, z, phase = word_masks(t, num_wires)
+            groups.setdefault(x, []).append((z, complex(c) * phase))
         starts = np.zeros(len(groups) + 1, dtype=np.int64)
         starts[1:] = np.cumsum([len(v) for v in groups.values()])
         arrays = (np.array(list(groups), dtype=np.int64), starts,
@@ -423,13 +430,8 @@ def pauli_sum_arrays(obs: Observable, num_wires: int) -> tuple | None:
         if _is_diagonal_pauli(t):
             zterms.append((c, t))
             continue
-        x = z = ny = 0
-        for w, p in t.paulis:
-            bit = 1 << (num_wires - 1 - w)
-            x |= bit if p in "XY" else 0
-            z |= bit if p in "YZ" else 0
-            ny += p == "Y"
-        masks.append((x, z, c * 1j**ny))
+        x, z, phase = word_masks(t, num_wires)
+        masks.append((x, z, c * phase))
     out = (
         z_diagonal(np, num_wires, zterms),
         np.array([m[0] for m in masks], dtype=np.int64),
