@@ -271,6 +271,27 @@ def _fermionic_swap(t: Any, **_: Any) -> np.ndarray:
                    [zero, zero, zero, np.exp(1j * t)]])
 
 
+def _excitations(name: str, num_wires: int, idx: tuple[int, int], pair: str, rest: str) -> list[GateSpec]:
+    """A Givens rotation of the basis states ``idx`` by t/2 and its Plus/Minus forms (phase exp(+-i t/2)
+    on the other basis states)."""
+    dim = 2**num_wires
+
+    def member(suffix: str, sign: float) -> GateSpec:
+        def matrix_fn(t: Any, **_: Any) -> np.ndarray:
+            if not sign:
+                return _embed(_ry(t), dim, idx)
+            return _phased_embed(_ry(t), dim, idx, np.exp(0.5j * sign * _c(t)))
+
+        generator = _complement_generator(dim, idx, 0.5 * sign) if sign else _subspace_generator(dim, idx)
+        generator.flags.writeable = False  # one array shared by every Generator of this gate
+        doc = (f"{name} with phase exp({'' if sign > 0 else '-'}i t/2) on {rest}." if sign
+               else f"Givens rotation of {pair} by t/2.")
+        return GateSpec(name + suffix, num_wires, 1, Kind.SUBSPACE, matrix_fn=matrix_fn,
+                        generator_fn=lambda h, k: Generator(1.0, matrix=generator), subspace=idx, doc=doc)
+
+    return [member("", 0.0), member("Plus", 1.0), member("Minus", -1.0)]
+
+
 def _spec_list() -> list[GateSpec]:
     one = 1
     dense, diag, perm, prot, sub = Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION, Kind.PAULI_ROTATION, Kind.SUBSPACE
@@ -357,42 +378,8 @@ def _spec_list() -> list[GateSpec]:
             matrix_fn=lambda t, hyper, **_: _pauli_exp(t, hyper),
             generator_fn=_pauli_gen(lambda h, k: h, -0.5), doc="exp(-i t P / 2) for a Pauli word P.",
         ),
-        GateSpec(
-            "SingleExcitation", 2, 1, sub,
-            matrix_fn=lambda t, **_: _embed(_ry(t), 4, (1, 2)),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(4, (1, 2))), subspace=(1, 2),
-            doc="Givens rotation of |01> and |10> by t/2.",
-        ),
-        GateSpec(
-            "SingleExcitationPlus", 2, 1, sub,
-            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 4, (1, 2), np.exp(0.5j * _c(t))),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(4, (1, 2), 0.5)),
-            subspace=(1, 2), doc="SingleExcitation with phase exp(i t/2) on |00> and |11>.",
-        ),
-        GateSpec(
-            "SingleExcitationMinus", 2, 1, sub,
-            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 4, (1, 2), np.exp(-0.5j * _c(t))),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(4, (1, 2), -0.5)),
-            subspace=(1, 2), doc="SingleExcitation with phase exp(-i t/2) on |00> and |11>.",
-        ),
-        GateSpec(
-            "DoubleExcitation", 4, 1, sub,
-            matrix_fn=lambda t, **_: _embed(_ry(t), 16, (3, 12)),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_subspace_generator(16, (3, 12))), subspace=(3, 12),
-            doc="Givens rotation of |0011> and |1100> by t/2.",
-        ),
-        GateSpec(
-            "DoubleExcitationPlus", 4, 1, sub,
-            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 16, (3, 12), np.exp(0.5j * _c(t))),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(16, (3, 12), 0.5)),
-            subspace=(3, 12), doc="DoubleExcitation with phase exp(i t/2) on the other 14 basis states.",
-        ),
-        GateSpec(
-            "DoubleExcitationMinus", 4, 1, sub,
-            matrix_fn=lambda t, **_: _phased_embed(_ry(t), 16, (3, 12), np.exp(-0.5j * _c(t))),
-            generator_fn=lambda h, k: Generator(1.0, matrix=_complement_generator(16, (3, 12), -0.5)),
-            subspace=(3, 12), doc="DoubleExcitation with phase exp(-i t/2) on the other 14 basis states.",
-        ),
+        *_excitations("SingleExcitation", 2, (1, 2), "|01> and |10>", "|00> and |11>"),
+        *_excitations("DoubleExcitation", 4, (3, 12), "|0011> and |1100>", "the other 14 basis states"),
         GateSpec(
             "FermionicSWAP", 2, 1, dense, matrix_fn=_fermionic_swap,
             generator_fn=lambda h, k: Generator(1.0, matrix=_FSWAP_GEN),
