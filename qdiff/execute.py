@@ -21,7 +21,7 @@ from .measure import (
     check_shots,
     measure,
 )
-from .memory import check_policy, fits, forward_footprint, largest_that_fits, require
+from .memory import check_policy, forward_footprint, require, split_batch
 from .observables import Observable
 from .simulate import batch_size, final_state, resolve_dtype
 
@@ -64,10 +64,9 @@ def execute(
     batch = batch_size(circuit, tb)
     fp = forward_footprint(circuit.num_wires, batch or 1, dt, ms)
     splittable = tb is not None and tb > 1 and batch_size(circuit, None) is None and shots is None
-    if memory == "fit" and splittable and not fits(fp, be):
-        k = largest_that_fits(lambda rows: forward_footprint(circuit.num_wires, rows, dt, ms), tb - 1,
-                              be)
-        parts = [execute(circuit, ms, theta[s : s + k], backend=be, dtype=dt) for s in range(0, tb, k)]
+    if memory == "fit" and splittable and (parts := split_batch(
+            lambda th: execute(circuit, ms, th, backend=be, dtype=dt), theta, tb,
+            lambda rows: forward_footprint(circuit.num_wires, rows, dt, ms), be)) is not None:
         results = [np.concatenate([part[i] for part in parts], axis=0) for i in range(len(ms))]
         return results[0] if single else results
     hint = f"memory='fit' runs the {tb} parameter sets in chunks" if splittable else ""

@@ -290,6 +290,15 @@ def largest_that_fits(footprint_of: Any, upper: int, backend: Any = None) -> int
     return lo
 
 
+def split_batch(run: Any, theta: np.ndarray, batch: int, footprint_of: Any, backend: Any = None) -> list | None:
+    """For ``memory="fit"``: ``run(theta[chunk])`` over chunks of a parameter batch ``(batch, P)`` whose
+    whole footprint (``footprint_of(rows)``) does not fit, the largest chunks that do; None when it fits."""
+    if fits(footprint_of(batch), backend):
+        return None
+    k = largest_that_fits(footprint_of, batch - 1, backend)
+    return [run(theta[s : s + k]) for s in range(0, batch, k)]
+
+
 MEMORY_POLICIES = ("refuse", "fit")
 """``refuse``: raise when the request as asked would not fit; ``fit``: take a smaller-memory way (fewer
 rows per sweep or batch) when one exists, and refuse only when none does."""
@@ -305,5 +314,5 @@ def check_policy(memory: str) -> str:
 __all__ = [
     "Footprint", "available_memory", "fits", "parse_bytes", "require", "forward_footprint", "adjoint_footprint",
     "vjp_footprint", "rows_footprint", "largest_that_fits", "measurement_states", "MEMORY_POLICIES",
-    "check_policy", "shared_states", "capped",
+    "check_policy", "shared_states", "capped", "split_batch",
 ]

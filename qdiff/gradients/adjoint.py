@@ -21,7 +21,7 @@ from ..errors import DifferentiationError
 from ..gates import Generator
 from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
-from ..memory import adjoint_footprint, check_policy, fits, largest_that_fits, require, vjp_footprint
+from ..memory import adjoint_footprint, check_policy, largest_that_fits, require, split_batch, vjp_footprint
 from ..observables import pauli_sum_arrays
 from ..program import apply_kernel, compile_operation, program_of
 from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
@@ -189,10 +189,9 @@ def _split_batch(run: Any, circuit: Circuit, params: Any, shots: Any, fp_of: Any
     (no parameter batch, or batched circuit data).
     """
     theta, tb = check_theta(circuit, params)
-    if shots is not None or tb is None or tb < 2 or batch_size(circuit, None) is not None or fits(fp_of(tb), be):
+    if shots is not None or tb is None or tb < 2 or batch_size(circuit, None) is not None:
         return None
-    k = largest_that_fits(fp_of, tb - 1, be)
-    return [run(theta[s : s + k]) for s in range(0, tb, k)]
+    return split_batch(run, theta, tb, fp_of, be)
 
 
 def _batch_of(circuit: Circuit, params: Any) -> int:
