@@ -967,12 +967,25 @@ def _k_diag_expval(v, diag, seg_bits, partial):
         partial[b, t % nseg] = acc
 
 
+@njit(inline="always")
+def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
+    """``dst[dst_off + k] += sum_t c_t (-1)^popcount(j & z_t) v[row + j]``, ``j = (start + k) ^ x_g``, for the
+    ``seg`` amplitudes from ``start`` of one row: one short loop per term, which the compiler vectorises."""
+    for g in range(xm.shape[0]):
+        x = xm[g]
+        for t in range(starts[g], starts[g + 1]):
+            z = zm[t]
+            c = cf[t]
+            for k in range(seg):
+                j = (start + k) ^ x
+                dst[dst_off + k] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
+
+
 @_twins
 def _k_pauli_groups_apply(v, out, n_bits, seg_bits, diag, has_diag, xm, starts, zm, cf):
     """out = (D + sum_t c_t P_t) v for every row of v (flattened (B, 2**n)).
 
-    Parallel over cache-sized segments of output amplitudes; within a segment one short loop per term
-    (``out[i] += c_t (-1)^popcount(j & z_t) v[j]``, ``j = i ^ x_g``) that the compiler vectorises.
+    Parallel over cache-sized segments of output amplitudes, each filled by ``_add_group_terms``.
     """
     nseg_row = np.uint64(1) << (n_bits - seg_bits)
     seg = _U1 << seg_bits
@@ -982,22 +995,15 @@ def _k_pauli_groups_apply(v, out, n_bits, seg_bits, diag, has_diag, xm, starts, 
         start = (s % nseg_row) << seg_bits
         for loc in range(start, start + seg):
             out[row + loc] = diag[loc] * v[row + loc] if has_diag else 0.0
-        for g in range(xm.shape[0]):
-            x = xm[g]
-            for t in range(starts[g], starts[g + 1]):
-                z = zm[t]
-                c = cf[t]
-                for loc in range(start, start + seg):
-                    j = loc ^ x
-                    out[row + loc] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
+        _add_group_terms(v, row, start, seg, out, row + start, xm, starts, zm, cf)
 
 
 @_twins
 def _k_pauli_groups_expval(v, n_bits, seg_bits, diag, has_diag, xm, starts, zm, cf, partial):
     """partial[b, s] = sum over segment s of row b of conj(v[i]) ((D + sum_t c_t P_t) v)[i] (real part).
 
-    Each segment's share of ``H v`` is built in a segment-sized buffer exactly as in
-    ``_k_pauli_groups_apply`` (vectorised per-term loops), then contracted with ``conj(v)``.
+    Each segment's share of ``H v`` is built in a segment-sized buffer by ``_add_group_terms`` (as in
+    ``_k_pauli_groups_apply``), then contracted with ``conj(v)``.
     """
     nseg = np.uint64(partial.shape[1])
     seg = _U1 << seg_bits
@@ -1007,14 +1013,7 @@ def _k_pauli_groups_expval(v, n_bits, seg_bits, diag, has_diag, xm, starts, zm, 
         row = b << n_bits
         start = (q % nseg) << seg_bits
         buf = np.zeros(seg, dtype=np.complex128)
-        for g in range(xm.shape[0]):
-            x = xm[g]
-            for t in range(starts[g], starts[g + 1]):
-                z = zm[t]
-                c = cf[t]
-                for k in range(seg):
-                    j = (start + k) ^ x
-                    buf[k] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
+        _add_group_terms(v, row, start, seg, buf, _U0, xm, starts, zm, cf)
         total = 0.0
         for k in range(seg):
             a = v[row + start + k]
