@@ -20,28 +20,28 @@ def _section(title: str) -> str:
     return text[start:end]
 
 
-def test_native_snippet_prints_what_the_readme_shows(tmp_path: Path) -> None:
-    section = _section("A taste of the native API")
+def _run_first_snippet(section: str, tmp_path: Path) -> tuple[str, str]:
+    """(the section's first python block, what it printed when run as a script); fails if it fails."""
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    shown = re.search(r"It prints:\n\n```\n(.*?)```", section, re.S).group(1)
     script = tmp_path / "snippet.py"
     script.write_text(code)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "QDIFF_QUIET": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == shown.split()
+    return code, out.stdout
+
+
+def test_native_snippet_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    section = _section("A taste of the native API")
+    shown = re.search(r"It prints:\n\n```\n(.*?)```", section, re.S).group(1)
+    _, stdout = _run_first_snippet(section, tmp_path)
+    assert stdout.split() == shown.split()
 
 
 def test_device_snippet_runs(tmp_path: Path) -> None:
-    section = _section("The PennyLane device `qdiff.qubit`")
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    script = tmp_path / "device.py"
-    script.write_text(code)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "QDIFF_QUIET": "1"})
-    assert out.returncode == 0, out.stderr[-2000:]
+    code, stdout = _run_first_snippet(_section("The PennyLane device `qdiff.qubit`"), tmp_path)
     shown = [line.split("# ", 1)[1].split() for line in code.splitlines() if line.startswith("print(")]
-    printed = [line.split() for line in out.stdout.strip().splitlines()]
+    printed = [line.split() for line in stdout.strip().splitlines()]
     assert len(printed) == len(shown)
     for got, want in zip(printed, shown, strict=True):  # the comments show the output, to print precision
         got_v = [float(v.strip("[]")) for v in got if v.strip("[]")]
