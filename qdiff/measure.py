@@ -7,6 +7,7 @@ backend state. With shots, measurements that are diagonal in the same basis shar
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,8 +133,9 @@ def variance(backend: Any, state: Any, obs: Observable) -> Any:
     return xp.real(backend.inner(o_psi, o_psi)) - e**2
 
 
+@functools.singledispatch
 def density_matrix(backend: Any, state: Any, wires: Sequence[int]) -> Any:
-    """Reduced density matrix ``(B, 2^k, 2^k)`` of ``wires`` (in the order given)."""
+    """Reduced density matrix ``(B, 2^k, 2^k)`` of ``wires`` (in the order given); dispatches on the backend."""
     xp = backend.xp
     n = int(state.shape[-1]).bit_length() - 1
     k = len(wires)
@@ -276,8 +278,7 @@ class ShotSampler:
                     rotated = self.state.copy()
                 self.backend.apply_matrix(rotated, r, w)
                 done.update(w)
-        probs = self.backend.to_numpy(self.backend.probs(rotated, None))
-        idx = self.backend.sample_indices(probs, self.shots, self.rng)
+        idx = self.backend.sample_basis(rotated, self.shots, self.rng)
         bits = ((idx[..., None] >> np.arange(self.n - 1, -1, -1)) & 1).astype(np.int64)
         group[0].update({w: "Z" for w in range(self.n) if w not in group[0]})  # no later widening
         group[2] = bits

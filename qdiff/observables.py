@@ -266,8 +266,11 @@ def check_observable(obs: Observable, num_wires: int) -> None:
             check_observable(t, num_wires)
 
 
+@functools.singledispatch
 def apply_observable(backend: Any, state: Any, obs: Observable) -> Any:
-    """Return a new state ``O|state>`` (structured: one pass per term, no dense 2^n matrix)."""
+    """Return a new state ``O|state>`` (structured: one pass per term, no dense 2^n matrix).
+
+    Dispatches on the backend type: a distributed backend registers its own (``qdiff.distributed``)."""
     if isinstance(obs, PauliWord):
         return backend.apply_pauli(state, obs.word)
     if isinstance(obs, Hermitian):
@@ -465,8 +468,9 @@ def _is_diagonal_pauli(t: Observable) -> bool:
     return isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis)
 
 
+@functools.singledispatch
 def expectation(backend: Any, state: Any, obs: Observable) -> Any:
-    """``<state|O|state>`` per batch entry (shape ``(B,)``, real)."""
+    """``<state|O|state>`` per batch entry (shape ``(B,)``, real); dispatches on the backend type."""
     if isinstance(obs, PauliWord):
         if not obs.paulis:
             return backend.xp.real(backend.inner(state, state))

@@ -46,13 +46,10 @@ def initial_state(backend: Any, circuit: Circuit, batch: int, dtype: Any) -> Any
     if prep is None:
         return backend.zero_state(n, batch, dtype)
     if prep.bits is not None:
-        state = backend.zero_state(n, batch, dtype)
         index = 0
         for w, b in zip(prep.wires, prep.bits, strict=True):
             index |= b << (n - 1 - w)
-        state[:, 0] = 0
-        state[:, index] = 1
-        return state
+        return backend.basis_state(n, batch, dtype, index)
     backend.check_memory(n, batch, dtype)
     amp = np.asarray(prep.amplitudes, dtype=dtype)
     amp = np.broadcast_to(amp, (batch, amp.shape[-1])) if amp.ndim == 2 or batch > 1 else amp[None, :]
@@ -66,7 +63,7 @@ def initial_state(backend: Any, circuit: Circuit, batch: int, dtype: Any) -> Any
     order = list(prep.wires) + rest
     tensor = full.reshape((batch,) + (2,) * n)
     tensor = np.transpose(tensor, [0] + [1 + order.index(w) for w in range(n)])
-    return backend.asarray(np.ascontiguousarray(tensor).reshape(batch, 2**n))
+    return backend.state_from_array(np.ascontiguousarray(tensor).reshape(batch, 2**n))
 
 
 def apply_operation(backend: Any, state: Any, op: Operation, theta: Any, inverse: bool = False) -> Any:

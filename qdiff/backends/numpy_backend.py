@@ -362,6 +362,21 @@ class NumpyBackend:
         marg = np.transpose(marg, [0] + order)
         return marg.reshape(state.shape[0], -1)
 
+    def basis_state(self, num_wires: int, batch: int, dtype: Any, index: int) -> Any:
+        """``|index>`` for each of ``batch`` entries, shape ``(batch, 2**n)``."""
+        state = self.zero_state(num_wires, batch, dtype)
+        state[:, 0] = 0
+        state[:, index] = 1
+        return state
+
+    def state_from_array(self, full: Any) -> Any:
+        """A full ``(B, 2**n)`` host array as a state of this backend."""
+        return self.asarray(full)
+
+    def sample_basis(self, state: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
+        """``shots`` basis-state indices per batch entry, ``(B, shots)``, drawn from ``|state|**2``."""
+        return self.sample_indices(self.to_numpy(self.probs(state, None)), shots, rng)
+
     def sample_indices(self, probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
         """``shots`` basis-state indices drawn from each row of ``probs`` (B, K): shape ``(B, shots)``."""
         p = np.asarray(probs, dtype=float)

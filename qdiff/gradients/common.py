@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,14 +89,20 @@ def cotangent_bra(backend: Any, state: Any, m: Measurement, cot: Any) -> Any:
         return cot.reshape(-1, 1) * (oo_psi - 2 * mean.reshape(-1, 1) * o_psi)
     if isinstance(m, Probs):
         n = int(state.shape[-1]).bit_length() - 1
-        wires = tuple(range(n)) if m.wires is None else m.wires
-        idx = xp.arange(state.shape[-1])
-        outcome = xp.zeros(state.shape[-1], dtype=xp.int64)
-        for w in wires:
-            outcome = (outcome << 1) | ((idx >> (n - 1 - w)) & 1)
-        weights = cot.reshape(state.shape[0], -1)[:, outcome]
-        return weights * state
+        return probs_bra(backend, state, tuple(range(n)) if m.wires is None else m.wires, cot)
     raise DifferentiationError(f"{type(m).__name__} is not differentiable")
+
+
+@functools.singledispatch
+def probs_bra(backend: Any, state: Any, wires: tuple[int, ...], cot: Any) -> Any:
+    """``state`` times the cotangent ``cot (B, 2**k)`` of each basis state's outcome on ``wires``."""
+    xp = backend.xp
+    n = int(state.shape[-1]).bit_length() - 1
+    idx = xp.arange(state.shape[-1])
+    outcome = xp.zeros(state.shape[-1], dtype=xp.int64)
+    for w in wires:
+        outcome = (outcome << 1) | ((idx >> (n - 1 - w)) & 1)
+    return cot.reshape(state.shape[0], -1)[:, outcome] * state
 
 
 def expectation_values(backend: Any, state: Any, measurements: list[Measurement]) -> list[Any]:
