@@ -57,7 +57,11 @@ def get_backend(name: str | Any = "numpy", num_wires: int | None = None) -> Any:
 
             _CUPY = CupyBackend()
         return _CUPY
-    raise BackendError(f"unknown backend {name!r}; choose 'numpy', 'cupy' or 'auto'")
+    if key == "mpi":
+        from ..distributed import MPIBackend
+
+        return MPIBackend()
+    raise BackendError(f"unknown backend {name!r}; choose 'numpy', 'cupy', 'auto' or 'mpi'")
 
 
 __all__ = ["NumpyBackend", "get_backend", "cupy_status", "AUTO_GPU_MIN_QUBITS"]
