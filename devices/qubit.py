@@ -216,6 +216,9 @@ class QDiffQubit(Device):
             and raises before allocating if it would not fit (free memory, cgroup limit,
             ``QDIFF_MAX_MEMORY``); ``"fit"``: derivatives that do not fit run in smaller pieces (fewer
             adjoint sweeps stacked, shifted circuits and parameter batches in chunks).
+        mpi (bool): distribute the statevector over the ranks of ``mpiexec -n R`` (R a power of two;
+            needs ``qdiff[mpi]``); every rank returns the same results. ``backend`` is then each rank's
+            local backend. Mid-circuit measurements and postselection are not supported with MPI.
     """
 
     config_filepath = Path(__file__).parent / "qdiff_qubit.toml"
@@ -223,11 +226,11 @@ class QDiffQubit(Device):
 
     def __init__(self, wires: Any = None, shots: Any = None, *, backend: str = "numpy",
                  c_dtype: Any = np.complex128, seed: Any = None, threads: int | None = None,
-                 memory: str = "refuse", **options: Any):
+                 memory: str = "refuse", mpi: bool = False, **options: Any):
         if options:
             raise DeviceError(
                 f"{NAME} got unknown option(s) {', '.join(sorted(options))}; "
-                "valid options: wires, shots, backend, c_dtype, seed, threads, memory"
+                "valid options: wires, shots, backend, c_dtype, seed, threads, memory, mpi"
             )
         try:
             self._threads = None if threads is None else check_num_threads(threads)
@@ -251,6 +254,14 @@ class QDiffQubit(Device):
         self._backend_name = backend
         self._c_dtype = dtype
         self._rng = np.random.default_rng(seed)
+        self._mpi: Any = None
+        if mpi:
+            from qdiff.distributed import MPIBackend
+
+            try:
+                self._mpi = MPIBackend(local="numpy" if backend == "auto" else backend)
+            except QDiffError as exc:
+                raise DeviceError(f"{NAME}: {exc}") from exc
 
     @property
     def name(self) -> str:
@@ -268,7 +279,13 @@ class QDiffQubit(Device):
         return self._c_dtype
 
     def _backend(self, num_wires: int) -> Any:
+        if self._mpi is not None:
+            return self._mpi
         return get_backend(self._backend_name, num_wires)
+
+    def _refuse_mpi(self, what: str) -> None:
+        if self._mpi is not None:
+            raise DeviceError(f"{NAME}: {what} are not supported with mpi=True")
 
     def _check_forward(self, be: Any, conv: Any, plans: list, tape: Any, batch: int) -> None:
         """Refuse a forward pass whose predicted peak does not fit, before the state is allocated."""
@@ -456,6 +473,7 @@ class QDiffQubit(Device):
                 f"{NAME}: postselection with deferred measurements and shots needs postselect_mode='fill-shots'; "
                 "use mcm_method='one-shot' to discard invalid shots"
             )
+        self._refuse_mpi("postselected measurements")
         n = len(conv.wire_order)
         be = self._backend(n)
         batch = conv.batch_size
@@ -482,6 +500,7 @@ class QDiffQubit(Device):
         """One-shot mid-circuit measurements: every shot is a trajectory, all simulated as one batch."""
         if conv.batch_size is not None:
             raise DeviceError(f"{NAME}: broadcast tapes with mid-circuit measurements must be expanded first")
+        self._refuse_mpi("mid-circuit measurements")
         n = len(conv.wire_order)
         total = tape.shots.total_shots
         be = self._backend(n)

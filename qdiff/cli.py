@@ -46,6 +46,12 @@ def _cupy_info() -> dict[str, Any]:
     return info
 
 
+def _mpi_info() -> dict[str, Any]:
+    from .distributed.backend import mpi_info
+
+    return mpi_info()
+
+
 def info() -> dict[str, Any]:
     """Versions, usable backends, thread settings and default precision, as a dict."""
     from . import __version__
@@ -66,6 +72,7 @@ def info() -> dict[str, Any]:
         "pennylane": _version("pennylane"),
         "pennylane_lightning": _version("pennylane_lightning"),
         "backends": {"numpy": {"usable": True}, "cupy": _cupy_info()},
+        "mpi": _mpi_info(),
         "threads": {
             "cpu_count": os.cpu_count(),
             "numba_threads": numba_threads,
