@@ -386,20 +386,10 @@ class CupyBackend:
         order = [1 + kept.index(w) for w in wires]
         return cupy.ascontiguousarray(cupy.transpose(out, [0] + order)).reshape(batch, -1)
 
-    def basis_state(self, num_wires: int, batch: int, dtype: Any, index: int) -> Any:
-        """``|index>`` for each of ``batch`` entries, shape ``(batch, 2**n)``."""
-        state = self.zero_state(num_wires, batch, dtype)
-        state[:, 0] = 0
-        state[:, index] = 1
-        return state
-
-    def state_from_array(self, full: Any) -> Any:
-        """A full ``(B, 2**n)`` host array as a state of this backend."""
-        return self.asarray(full)
-
-    def sample_basis(self, state: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
-        """``shots`` basis-state indices per batch entry, ``(B, shots)``, drawn from ``|state|**2``."""
-        return self.sample_indices(self.to_numpy(self.probs(state, None)), shots, rng)
+    # the same on both backends: built from zero_state, asarray, probs and sample_indices
+    basis_state = NumpyBackend.basis_state
+    state_from_array = NumpyBackend.state_from_array
+    sample_basis = NumpyBackend.sample_basis
 
     def sample_indices(self, probs: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
         """``shots`` basis-state indices from each row of ``probs`` (B, K): shape ``(B, shots)``, numpy.

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import memory
 from .comm import DistributedError, agree, global_qubits, install_abort_hook, load_mpi
-from .layout import Layout
+from .layout import Layout, split_pauli_word
 from .state import DistState, Exchanger
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -24,7 +24,7 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 class DistXP:
-    """The local array module, with ``concatenate``/``zeros_like`` that understand :class:`DistState`."""
+    """The local array module, with a ``concatenate`` that understands :class:`DistState`."""
 
     def __init__(self, xp: Any):
         self._xp = xp
@@ -39,12 +39,6 @@ class DistXP:
             first = arrays[0]
             return first.like(self._xp.concatenate([first.local] + [first._other(a) for a in arrays[1:]], axis=0))
         return self._xp.concatenate(arrays, axis=axis)
-
-    def zeros_like(self, a: Any) -> Any:
-        """Zeros shaped like ``a`` (a distributed state stays distributed)."""
-        if isinstance(a, DistState):
-            return a.like(self._xp.zeros_like(a.local))
-        return self._xp.zeros_like(a)
 
 
 class MPIBackend:
@@ -97,10 +91,7 @@ class MPIBackend:
         fp = memory.Footprint("gathering the full state on every rank", x.layout.num_wires, np.dtype(x.dtype),
                               x.shape[0], fixed=0)
         memory.require(fp, backend=self.local_backend)
-        st = x
-        if x.layout.key() != tuple(range(x.layout.num_wires)):
-            st = x.copy()
-            st.canonical()
+        st = x.canonical_copy()
         host = np.ascontiguousarray(self.local_backend.to_numpy(st.local))
         out = np.empty((self.size,) + host.shape, dtype=host.dtype)
         self.comm.Allgather(host, out)
@@ -151,26 +142,28 @@ class MPIBackend:
         return route
 
     # -- gates ------------------------------------------------------------------------------------
+    def _on_targets(self, state: DistState, primitive: str, data: tuple, targets: tuple, controls: tuple,
+                    cvals: tuple) -> DistState:
+        """Localize ``targets`` and call the local backend's ``primitive(local, *data, targets, ...)``."""
+        targets = tuple(targets)
+        if (r := self._route(state, targets, controls, cvals, targets)) is not None:
+            state.local = getattr(self.local_backend, primitive)(state.local, *data, *r)
+        return state
+
     def apply_matrix(self, state: DistState, matrix: Any, targets: tuple, controls: tuple = (),
                      cvals: tuple = ()) -> DistState:
         """Apply a (batched) matrix on ``targets`` in place."""
-        if (r := self._route(state, tuple(targets), controls, cvals, tuple(targets))) is not None:
-            state.local = self.local_backend.apply_matrix(state.local, matrix, *r)
-        return state
+        return self._on_targets(state, "apply_matrix", (matrix,), targets, controls, cvals)
 
     def apply_subspace(self, state: DistState, matrix: Any, subspace: tuple[int, int], targets: tuple,
                        controls: tuple = (), cvals: tuple = ()) -> DistState:
         """Apply a two-level rotation on ``targets`` in place."""
-        if (r := self._route(state, tuple(targets), controls, cvals, tuple(targets))) is not None:
-            state.local = self.local_backend.apply_subspace(state.local, matrix, subspace, *r)
-        return state
+        return self._on_targets(state, "apply_subspace", (matrix, subspace), targets, controls, cvals)
 
     def apply_permutation(self, state: DistState, perm: tuple, targets: tuple, controls: tuple = (),
                           cvals: tuple = ()) -> DistState:
         """Permute the basis states of ``targets`` in place."""
-        if (r := self._route(state, tuple(targets), controls, cvals, tuple(targets))) is not None:
-            state.local = self.local_backend.apply_permutation(state.local, perm, *r)
-        return state
+        return self._on_targets(state, "apply_permutation", (perm,), targets, controls, cvals)
 
     def apply_diagonal(self, state: DistState, diag: Any, targets: tuple, controls: tuple = (),
                        cvals: tuple = ()) -> DistState:
@@ -179,9 +172,7 @@ class MPIBackend:
         targets = tuple(targets)
         glob = [i for i, t in enumerate(targets) if lay.is_global(t)]
         if not glob or len(glob) == len(targets):
-            if (r := self._route(state, targets, controls, cvals, targets)) is not None:
-                state.local = self.local_backend.apply_diagonal(state.local, diag, *r)
-            return state
+            return self._on_targets(state, "apply_diagonal", (diag,), targets, controls, cvals)
         k = len(targets)
         d = diag.reshape(tuple(diag.shape[:-1]) + (2,) * k)
         index = tuple(lay.rank_bit(t, self.rank) if i in glob else slice(None) for i, t in enumerate(targets))
@@ -215,18 +206,8 @@ class MPIBackend:
 
     def apply_pauli(self, state: DistState, word: dict[int, str], out: Any = None) -> DistState:
         """A new state ``P|state>``: a partner rank's slice when P flips global wires, then local letters."""
-        lay = state.layout
-        mask = lay.rank_mask(w for w, p in word.items() if p in "XY" and lay.is_global(w))
-        source = self.rank ^ mask
-        src = state.local if mask == 0 else self.exchanger.partner_copy(state.local, source)
-        factor: complex = 1
-        local_word = {}
-        for w, p in word.items():
-            if lay.is_global(w):
-                bit = lay.rank_bit(w, source)
-                factor *= {"X": 1, "Y": 1j * (1 - 2 * bit), "Z": 1 - 2 * bit}[p]
-            else:
-                local_word[lay.local_position(w)] = p
+        mask, factor, local_word = split_pauli_word(state.layout, self.rank, word)
+        src = state.local if mask == 0 else self.exchanger.partner_copy(state.local, self.rank ^ mask)
         res = self.local_backend.apply_pauli(src, local_word) if local_word else (
             src.copy() if src is state.local else src)
         if factor != 1:
@@ -283,10 +264,7 @@ class MPIBackend:
         The uniforms come from rank 0's generator (broadcast); each rank inverts the cumulative
         distribution over its own slice in the canonical order.
         """
-        st = state
-        if state.layout.key() != tuple(range(state.layout.num_wires)):
-            st = state.copy()
-            st.canonical()
+        st = state.canonical_copy()
         p = self.local_backend.to_numpy(self.local_backend.probs(st.local, None))
         b, size = p.shape
         u = agree(self.comm, lambda: np.stack([rng.random(shots) for _ in range(b)]) if self.rank == 0 else None)

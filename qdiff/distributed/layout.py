@@ -90,3 +90,23 @@ class Layout:
     def exchange(self, a: int, b: int) -> None:
         """Swap the physical qubits of logical wires ``a`` and ``b``."""
         self.where[a], self.where[b] = self.where[b], self.where[a]
+
+
+def split_pauli_word(layout: Layout, rank: int, word: dict[int, str]) -> tuple[int, complex, dict[int, str]]:
+    """A Pauli word on ``rank`` as ``(mask, factor, local word)``: ``(P psi)_rank = factor P_local psi_(rank ^ mask)``.
+
+    ``mask`` holds the rank bits the word's X/Y letters on global wires flip; ``factor`` the phase its
+    global letters take on the source rank's bits (Y: ``i (-1)**b``, Z: ``(-1)**b``); the local word is
+    on local positions.
+    """
+    mask = layout.rank_mask(w for w, p in word.items() if p in "XY" and layout.is_global(w))
+    source = rank ^ mask
+    factor: complex = 1
+    local: dict[int, str] = {}
+    for w, p in word.items():
+        if layout.is_global(w):
+            sign = 1 - 2 * layout.rank_bit(w, source)
+            factor *= {"X": 1, "Y": 1j * sign, "Z": sign}[p]
+        else:
+            local[layout.local_position(w)] = p
+    return mask, factor, local

@@ -18,6 +18,7 @@ from .. import observables as core
 from ..gradients import common
 from ..observables import LinearCombination, Observable, PauliGroups, PauliWord, Product
 from .backend import MPIBackend
+from .layout import split_pauli_word
 from .state import DistState
 
 _GROUP_CACHE_SIZE = 16
@@ -55,16 +56,8 @@ def _local_groups(backend: MPIBackend, state: DistState, obs: Observable,
         return cache[key]
     by_mask: dict[int, list[tuple[complex, PauliWord]]] = {}
     for c, word in terms:
-        mask = lay.rank_mask(w for w, p in word.paulis if p in "XY" and lay.is_global(w))
-        source = backend.rank ^ mask
-        factor, local = complex(c), {}
-        for w, p in word.paulis:
-            if lay.is_global(w):
-                bit = lay.rank_bit(w, source)
-                factor *= {"X": 1, "Y": 1j * (1 - 2 * bit), "Z": 1 - 2 * bit}[p]
-            else:
-                local[lay.local_position(w)] = p
-        by_mask.setdefault(mask, []).append((factor, PauliWord(local)))
+        mask, factor, local = split_pauli_word(lay, backend.rank, word.word)
+        by_mask.setdefault(mask, []).append((complex(c) * factor, PauliWord(local)))
     out = [(m, PauliGroups.of(t, lay.num_local)) for m, t in sorted(by_mask.items())]
     if len(cache) >= _GROUP_CACHE_SIZE:
         cache.clear()

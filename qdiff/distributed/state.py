@@ -177,6 +177,14 @@ class DistState:
         """Bring this state into the identity layout (the single-process amplitude order)."""
         self.align_to(Layout(self.layout.num_wires, self.layout.num_global))
 
+    def canonical_copy(self) -> DistState:
+        """This state if it is in the identity layout, else a copy brought into it."""
+        if self.layout.key() == tuple(range(self.layout.num_wires)):
+            return self
+        out = self.copy()
+        out.canonical()
+        return out
+
     # -- arithmetic -------------------------------------------------------------------------------
     def _other(self, other: Any) -> Any:
         if isinstance(other, DistState):
