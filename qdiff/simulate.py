@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .backends import cpu_blocked, cpu_program, get_backend
+from .backends import get_backend
 from .circuit import Circuit, Operation, check_theta
 from .errors import ParameterError, StateError
+from .executors import run_forward
 from .gates import GATES
 from .program import apply_kernel, compile_operation, program_of
 
@@ -84,10 +85,7 @@ def final_state(
     batch = batch_size(circuit, tb)
     program = program_of(circuit)
     state = initial_state(be, circuit, batch or 1, dt)
-    if not (cpu_program.try_forward(be, program, theta_arr, state)
-            or cpu_blocked.try_forward(be, program, theta_arr, state)):
-        for kern in program.kernels(theta_arr):
-            apply_kernel(be, state, kern)
+    run_forward(be, program, theta_arr, state)
     return state, batch is not None
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import cpu_blocked, cpu_program, get_backend
+from ..backends import cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..errors import DifferentiationError
+from ..executors import run_sweep
 from ..gates import Generator
 from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
@@ -65,8 +66,6 @@ def backward_sweep(
     grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
     mgrads: dict[int, Any] = {}
     program = program_of(circuit)
-    if not matrix_ops and (fast := cpu_program.try_adjoint(backend, program, theta, bra, ket)) is not None:
-        return fast, mgrads
     inverses = program.kernels(theta, inverse=True)
     all_derivs = program.derivatives(theta)
 
@@ -101,10 +100,7 @@ def backward_sweep(
             return
         apply_kernel(backend, bra, kern)
 
-    if not matrix_ops and cpu_blocked.try_sweep(backend, program, theta, bra, ket, grad, step):
-        return grad, mgrads
-    for index in range(len(circuit.operations) - 1, -1, -1):
-        step(index)
+    run_sweep(backend, program, theta, bra, ket, grad, step, matrix_ops)
     return grad, mgrads
 
 
