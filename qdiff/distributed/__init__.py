@@ -6,6 +6,7 @@ primitives as the numpy and CuPy backends on :class:`DistState` objects, so the 
 sweep and parameter-shift run unchanged: a gate on global wires first swaps them with local ones.
 """
 
+from . import executor as _executor  # noqa: F401  (registers the distributed executors)
 from . import observables as _observables  # noqa: F401  (registers the distributed observables)
 from .backend import MPIBackend, mpi_info
 from .comm import DistributedError, RankFailure

@@ -61,6 +61,7 @@ class MPIBackend:
         self.xp = DistXP(self.local_backend.xp)
         self.exchanger = Exchanger(self.comm, chunk_bytes, self.local_backend.xp, cuda_aware)
         self._min = mpi.MIN
+        self.defer_reductions = False  # True during an adjoint sweep: partial sums stay per rank
         install_abort_hook(self.comm)
 
     # -- memory and conversion --------------------------------------------------------------------
@@ -171,16 +172,32 @@ class MPIBackend:
         lay = state.layout
         targets = tuple(targets)
         glob = [i for i, t in enumerate(targets) if lay.is_global(t)]
-        if not glob or len(glob) == len(targets):
+        if not glob:
             return self._on_targets(state, "apply_diagonal", (diag,), targets, controls, cvals)
         k = len(targets)
         d = diag.reshape(tuple(diag.shape[:-1]) + (2,) * k)
         index = tuple(lay.rank_bit(t, self.rank) if i in glob else slice(None) for i, t in enumerate(targets))
         d = d[(Ellipsis,) + index].reshape(tuple(diag.shape[:-1]) + (-1,))
         rest = tuple(t for i, t in enumerate(targets) if i not in glob)
-        if (r := self._route(state, rest, controls, cvals, targets)) is not None:
+        if (r := self._route(state, rest, controls, cvals, targets)) is None:
+            return state
+        if rest:
             state.local = self.local_backend.apply_diagonal(state.local, d, *r)
+        else:
+            self._phase(state, d[..., 0], r[1], r[2])
         return state
+
+    def _phase(self, state: DistState, phase: Any, controls: tuple, cvals: tuple) -> None:
+        """Multiply the local slice by ``phase`` (scalar or ``(B,)``) where the local ``controls`` hold."""
+        phase = np.asarray(phase)
+        free = next((p for p in range(state.layout.num_local) if p not in controls), None)
+        if free is not None:
+            diag, wire = phase[..., None] * np.ones(2), free
+        else:  # every local qubit is a control: the last one carries the phase
+            ones = np.ones_like(phase)
+            diag = np.stack((ones, phase) if cvals[-1] else (phase, ones), axis=-1)
+            wire, controls, cvals = controls[-1], controls[:-1], cvals[:-1]
+        state.local = self.local_backend.apply_diagonal(state.local, diag, (wire,), controls, cvals)
 
     def apply_pauli_rotation(self, state: DistState, theta: Any, word: dict[int, str], controls: tuple = (),
                              cvals: tuple = ()) -> DistState:
@@ -199,9 +216,7 @@ class MPIBackend:
         if local_word:
             state.local = self.local_backend.apply_pauli_rotation(state.local, sign * theta, local_word, r[1], r[2])
             return state
-        phase = np.exp(-0.5j * sign * np.asarray(theta))[..., None] * np.ones(2)
-        free = next(p for p in range(lay.num_local) if p not in r[1])
-        state.local = self.local_backend.apply_diagonal(state.local, phase, (free,), r[1], r[2])
+        self._phase(state, np.exp(-0.5j * sign * np.asarray(theta)), r[1], r[2])
         return state
 
     def apply_pauli(self, state: DistState, word: dict[int, str], out: Any = None) -> DistState:
@@ -215,10 +230,14 @@ class MPIBackend:
         return state.like(res)
 
     # -- reductions -------------------------------------------------------------------------------
+    def _reduce(self, value: Any) -> Any:
+        """The sum over ranks of a partial result, or the rank's own part while reductions are deferred."""
+        return value if self.defer_reductions else self.exchanger.allreduce(value)
+
     def inner(self, bra: DistState, ket: DistState) -> Any:
-        """``<bra|ket>`` per batch entry, summed over ranks."""
+        """``<bra|ket>`` per batch entry, summed over ranks (see :meth:`_reduce`)."""
         bra.align_to(ket.layout)
-        return self.exchanger.allreduce(self.local_backend.inner(bra.local, ket.local))
+        return self._reduce(self.local_backend.inner(bra.local, ket.local))
 
     def matrix_element(self, bra: DistState, ket: DistState, matrix: Any, targets: tuple, controls: tuple = (),
                        cvals: tuple = ()) -> Any:
@@ -226,7 +245,7 @@ class MPIBackend:
         r = self._pair(bra, ket, tuple(targets), controls, cvals)
         val = (np.zeros(ket.shape[0], dtype=complex) if r is None
                else self.local_backend.matrix_element(bra.local, ket.local, matrix, *r))
-        return self.exchanger.allreduce(val)
+        return self._reduce(val)
 
     def reduced_outer(self, bra: DistState, ket: DistState, targets: tuple, controls: tuple = (),
                       cvals: tuple = (), entries: Any = None) -> Any:
@@ -235,7 +254,7 @@ class MPIBackend:
         d = 2 ** len(targets)
         val = (np.zeros((ket.shape[0], d, d), dtype=complex) if r is None
                else self.local_backend.reduced_outer(bra.local, ket.local, *r, entries))
-        return self.exchanger.allreduce(val)
+        return self._reduce(val)
 
     def probs(self, state: DistState, wires: tuple | None = None) -> Any:
         """Marginal probabilities ``(B, 2**len(wires))`` on ``wires`` (in the order given), on every rank."""

@@ -137,16 +137,12 @@ class DistState:
         lay.exchange(global_wire, local_wire)
 
     def localize(self, wires: tuple[int, ...] | list[int]) -> None:
-        """Make every wire in ``wires`` local, swapping out the least recently used other local wires."""
+        """Make every wire in ``wires`` local, swapping out the other local wires :meth:`Layout.victim` picks."""
         lay = self.layout
-        need = [w for w in wires if lay.is_global(w)]
-        if not need:
-            return
-        if len(set(wires)) > lay.num_local:
-            raise DistributedError(
-                f"an operation on {len(set(wires))} wires needs them all on one rank, but each of the "
-                f"{2**lay.num_global} ranks holds {lay.num_local} wires; use fewer ranks"
-            )
+        try:
+            need = lay.globals_to_fetch(wires)
+        except ValueError as exc:
+            raise DistributedError(str(exc)) from None
         for w in need:
             self._swap(w, lay.victim(wires))
 

@@ -18,9 +18,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import circuits  # noqa: E402
 
 import qdiff as qd  # noqa: E402
-from qdiff.distributed import MPIBackend  # noqa: E402
+from qdiff.distributed import DistributedError, MPIBackend  # noqa: E402
+from qdiff.distributed.executor import wires_needed_local  # noqa: E402
+from qdiff.distributed.layout import count_swaps  # noqa: E402
 from qdiff.measure import Expval, Probs, Sample, State, Var  # noqa: E402
 from qdiff.observables import Hermitian, LinearCombination, PauliWord  # noqa: E402
+from qdiff.program import program_of  # noqa: E402
+
+DIAGONAL_OR_ONE_QUBIT = {"RX", "RY", "RZ", "PhaseShift", "Hadamard", "PauliX", "PauliY", "PauliZ", "S", "T",
+                         "SX", "Rot", "U3", "CZ", "CCZ", "IsingZZ", "MultiRZ", "ControlledPhaseShift", "CRZ"}
+"""Gates that run with a single local wire: one-qubit gates (also controlled) and diagonal ones."""
 
 
 def random_pauli_sum(rng: np.random.Generator, n: int, terms: int) -> LinearCombination:
@@ -65,8 +72,80 @@ def main() -> None:
             ps_got = qd.grad(c, Expval(h), theta, method="parameter-shift", backend=be)
             np.testing.assert_allclose(ps_got, ps_ref, atol=1e-10, err_msg=f"case {case} parameter-shift")
             checks += 1
+    checks += swaps_follow_the_plan(be, rng)
+    checks += batched_and_single_precision(be, rng)
+    checks += tight_and_large(be, rng)
     if be.rank == 0:
         print(f"MPI CHECKS OK {checks} on {be.size} ranks")
+
+
+def swaps_follow_the_plan(be: MPIBackend, rng: np.random.Generator) -> int:
+    """The forward pass makes exactly the swaps the lookahead plan counts (count_swaps on its needs)."""
+    for case in range(8):
+        n = int(rng.integers(be.num_global + 4, 11))
+        rc = circuits.random_circuit(rng, num_wires=n, depth=(10, 30), num_params=(1, 4), state_prep=False)
+        needs = [wires_needed_local(k) for k in program_of(rc.circuit).kernels(rc.theta)]
+        before = be.exchanger.traffic.swaps
+        qd.execute(rc.circuit, Probs((0,)), rc.theta, backend=be)  # probabilities need no swap
+        assert be.exchanger.traffic.swaps - before == count_swaps(needs, n, be.num_global), f"case {case} swaps"
+    return 8
+
+
+def batched_and_single_precision(be: MPIBackend, rng: np.random.Generator) -> int:
+    """Broadcast parameter batches (values and adjoint Jacobians) and complex64 states, as on one process."""
+    checks = 0
+    for case in range(6):
+        n = int(rng.integers(be.num_global + 4, 10))
+        rc = circuits.random_circuit(rng, num_wires=n, depth=(6, 14), num_params=(2, 4))
+        c, h = rc.circuit, random_pauli_sum(rng, n, 8)
+        if not c.num_params:
+            continue
+        batch = rng.uniform(-np.pi, np.pi, size=(3, c.num_params))
+        ms = [Expval(h), Probs((0, n - 1)), State()]
+        for a, b in zip(qd.execute(c, ms, batch, backend="numpy"), qd.execute(c, ms, batch, backend=be), strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-12, err_msg=f"batched case {case} values")
+            checks += 1
+        ref_j = qd.jacobian(c, [Expval(h)], batch, backend="numpy")
+        got_j = qd.jacobian(c, [Expval(h)], batch, backend=be)
+        np.testing.assert_allclose(got_j, ref_j, atol=1e-10, err_msg=f"batched case {case} jacobian")
+        ref64 = qd.execute(c, [Expval(h), State()], rc.theta, backend="numpy", dtype=np.complex64)
+        got64 = qd.execute(c, [Expval(h), State()], rc.theta, backend=be, dtype=np.complex64)
+        assert got64[1].dtype == np.complex64
+        for a, b in zip(ref64, got64, strict=True):
+            np.testing.assert_allclose(b, a, atol=2e-5, err_msg=f"complex64 case {case}")
+        g64 = qd.grad(c, Expval(h), rc.theta, backend=be, dtype=np.complex64)
+        np.testing.assert_allclose(g64, qd.grad(c, Expval(h), rc.theta, backend="numpy"), atol=1e-4,
+                                   err_msg=f"complex64 case {case} gradient")
+        checks += 3
+    return checks
+
+
+def tight_and_large(be: MPIBackend, rng: np.random.Generator) -> int:
+    """Few local wires per rank (most gates swap or slice; one local wire with one-qubit and diagonal
+    gates only, so controlled phases land on a control), and states of up to 14 qubits."""
+    checks = 0
+    g = be.num_global
+    one_wire = [name for name in circuits.ALL_GATE_NAMES if name in DIAGONAL_OR_ONE_QUBIT]
+    for n, depth, names in ((g + 1, (10, 20), one_wire), (g + 1, (10, 20), one_wire),
+                            (g + 2, (10, 20), circuits.ALL_GATE_NAMES), (g + 2, (10, 20), circuits.ALL_GATE_NAMES),
+                            (13, (20, 30), circuits.ALL_GATE_NAMES), (14, (20, 30), circuits.ALL_GATE_NAMES)):
+        rc = circuits.random_circuit(rng, num_wires=n, depth=depth, num_params=(1, 4), names=names,
+                                     control_prob=0.6)
+        c, h = rc.circuit, random_pauli_sum(rng, n, 6)
+        try:
+            got = qd.execute(c, [Expval(h), State()], rc.theta, backend=be)
+        except DistributedError:
+            assert names is not one_wire, "a one-qubit or diagonal gate was refused on one local wire"
+            continue  # a gate wider than the local wires: refused by name (checked in test_mpi.py)
+        for a, b in zip(qd.execute(c, [Expval(h), State()], rc.theta, backend="numpy"), got, strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-12, err_msg=f"n={n} values")
+        widest = max((len(op.wires) for op in c.operations if op.trainable_refs), default=0)
+        if c.num_params and widest <= n - g:  # a differentiated gate needs its targets local
+            np.testing.assert_allclose(qd.grad(c, Expval(h), rc.theta, backend=be),
+                                       qd.grad(c, Expval(h), rc.theta, backend="numpy"), atol=1e-10,
+                                       err_msg=f"n={n} gradient")
+        checks += 2
+    return checks
 
 
 if __name__ == "__main__":
