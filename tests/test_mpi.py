@@ -29,6 +29,8 @@ except ImportError:
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
 if not MPI_REASON and MPIEXEC is None:
     MPI_REASON = "no mpiexec on PATH"
+if MPI_REASON and os.environ.get("QDIFF_REQUIRE_MPI"):
+    raise RuntimeError(f"QDIFF_REQUIRE_MPI is set but the MPI tests cannot run: {MPI_REASON}")
 needs_mpi = pytest.mark.skipif(bool(MPI_REASON), reason=MPI_REASON or "mpi available")
 
 
@@ -148,3 +150,25 @@ def test_failing_rank_ends_the_job_with_a_clear_message() -> None:
     assert res.returncode != 0
     assert "UNREACHABLE" not in res.stdout
     assert "qdiff.mpi: rank 1 of 2 failed with RuntimeError: planted failure" in res.stderr
+
+
+def test_local_run_resolves_global_controls_per_rank_and_refuses_global_targets() -> None:
+    import qdiff as qd
+    from qdiff.distributed.executor import local_run
+    from qdiff.program import program_of
+
+    c = qd.Circuit(4)
+    p = c.params(2)
+    c.cnot(0, 2)  # control on global wire 0
+    c.crx(p[0], 3, 2)  # local control and target
+    c.rz(p[1], 1)  # target on global wire 1
+    program = program_of(c)
+    lay = Layout(4, 2)  # wires 0, 1 global; 2, 3 at local positions 0, 1
+    on0 = local_run(program, [0, 1], lay, rank=0)  # rank 0: wire 0 is 0, the CNOT is inactive
+    assert [op.gate.name for op in on0.operations] == ["RX"] and on0.operations[0].controls == (1,)
+    on2 = local_run(program, [0, 1], lay, rank=2)  # rank 2: wire 0 is 1, the CNOT's X acts uncontrolled
+    assert [(op.gate.name, op.wires, op.controls) for op in on2.operations] == [("PauliX", (0,), ()),
+                                                                                  ("RX", (0,), (1,))]
+    assert on2.num_params == 2
+    assert local_run(program, [0], lay, rank=1) is None  # nothing active on this rank
+    assert local_run(program, [1, 2], lay, rank=0) is False  # RZ's target is global
