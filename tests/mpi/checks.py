@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import circuits  # noqa: E402
 
 import qdiff as qd  # noqa: E402
+from qdiff.backends.numpy_backend import NumpyBackend  # noqa: E402
 from qdiff.distributed import DistributedError, MPIBackend  # noqa: E402
 from qdiff.distributed.executor import wires_needed_local  # noqa: E402
 from qdiff.distributed.layout import count_swaps  # noqa: E402
@@ -75,6 +77,7 @@ def main() -> None:
     checks += swaps_follow_the_plan(be, rng)
     checks += batched_and_single_precision(be, rng)
     checks += tight_and_large(be, rng)
+    checks += staged_exchanges(rng)
     if be.rank == 0:
         print(f"MPI CHECKS OK {checks} on {be.size} ranks")
 
@@ -117,6 +120,57 @@ def batched_and_single_precision(be: MPIBackend, rng: np.random.Generator) -> in
         np.testing.assert_allclose(g64, qd.grad(c, Expval(h), rc.theta, backend="numpy"), atol=1e-4,
                                    err_msg=f"complex64 case {case} gradient")
         checks += 3
+    return checks
+
+
+class DeviceArrays:
+    """A stand-in for a GPU rank's array module: numpy underneath but not ``numpy`` itself, so every
+    exchange takes the path a CuPy rank takes (host staging, or device buffers for CUDA-aware MPI)."""
+
+    def __init__(self) -> None:
+        self.staged = 0
+        self.synced = 0
+        self.cuda = SimpleNamespace(get_current_stream=lambda: SimpleNamespace(synchronize=self._sync))
+
+    def _sync(self) -> None:
+        self.synced += 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(np, name)
+
+    def asnumpy(self, a: np.ndarray) -> np.ndarray:
+        self.staged += 1
+        return np.array(a)
+
+
+class DeviceRankBackend(NumpyBackend):
+    """The numpy primitives behind :class:`DeviceArrays` (the structure of a CuPy rank, on the CPU)."""
+
+    name = "device-stand-in"
+
+    def __init__(self) -> None:
+        self.xp = DeviceArrays()
+
+
+def staged_exchanges(rng: np.random.Generator) -> int:
+    """GPU-rank structure on the CPU: exchanges staged through the host, or handed over after a stream sync."""
+    checks = 0
+    for cuda_aware in (False, True):
+        local = DeviceRankBackend()
+        be = MPIBackend(local=local, chunk_bytes=256, cuda_aware=cuda_aware)
+        for case in range(3):
+            n = int(rng.integers(be.num_global + 4, 10))
+            rc = circuits.random_circuit(rng, num_wires=n, depth=(8, 16), num_params=(1, 3))
+            h = random_pauli_sum(rng, n, 6)
+            for a, b in zip(qd.execute(rc.circuit, [Expval(h), State()], rc.theta, backend="numpy"),
+                            qd.execute(rc.circuit, [Expval(h), State()], rc.theta, backend=be), strict=True):
+                np.testing.assert_allclose(b, a, atol=1e-12, err_msg=f"device-rank case {case} values")
+            if rc.circuit.num_params:
+                np.testing.assert_allclose(qd.grad(rc.circuit, Expval(h), rc.theta, backend=be),
+                                           qd.grad(rc.circuit, Expval(h), rc.theta, backend="numpy"),
+                                           atol=1e-10, err_msg=f"device-rank case {case} gradient")
+            checks += 1
+        assert local.xp.staged > 0 and (local.xp.synced > 0) == cuda_aware, (local.xp.staged, local.xp.synced)
     return checks
 
 
