@@ -70,6 +70,12 @@ def main() -> None:
                                 np.atleast_1d(got_j) if not isinstance(got_j, list) else got_j, strict=True):
                     np.testing.assert_allclose(b, a, atol=1e-10, err_msg=f"case {case} adjoint jacobian")
                 checks += 1
+            vjp_ms = [Expval(h), Probs((0, n - 1)), Var(herm)]
+            cots = [np.float64(0.7), rng.normal(size=4), np.float64(-0.3)]
+            np.testing.assert_allclose(qd.vjp(c, vjp_ms, theta, cots, backend=be),
+                                       qd.vjp(c, vjp_ms, theta, cots, backend="numpy"), atol=1e-10,
+                                       err_msg=f"case {case} vjp")
+            checks += 1
             ps_ref = qd.grad(c, Expval(h), theta, method="parameter-shift", backend="numpy")
             ps_got = qd.grad(c, Expval(h), theta, method="parameter-shift", backend=be)
             np.testing.assert_allclose(ps_got, ps_ref, atol=1e-10, err_msg=f"case {case} parameter-shift")
