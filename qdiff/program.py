@@ -230,6 +230,11 @@ class Program:
         self._last["derivatives"] = (key, out)
         return out
 
+    @property
+    def generator_ops(self) -> frozenset[int]:
+        """Trainable operations differentiated through their generators (too wide for dense derivatives)."""
+        return frozenset(self._derivative_plan()[0])
+
     def _derivative_plan(self) -> tuple[list[int], list[int], list[tuple[Any, int, list[int], ParamTable]]]:
         """(too-wide ops, one-off ops, same-gate groups with their parameter tables), built once."""
         if self._dplan is None:

@@ -12,8 +12,8 @@ import numpy as np
 
 from .backends import get_backend
 from .circuit import Circuit, Operation, check_theta
+from .engine import run_forward
 from .errors import ParameterError, StateError
-from .executors import run_forward
 from .gates import GATES
 from .program import apply_kernel, compile_operation, program_of
 

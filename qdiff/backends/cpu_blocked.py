@@ -475,10 +475,13 @@ def enabled(backend: Any, *states: Any) -> bool:
                and s.shape[1] >= 1 << MIN_QUBITS for s in states)
 
 
-def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> bool:
-    """Apply the whole circuit to ``state`` in blocked passes; False (state untouched) when not eligible."""
-    if not enabled(backend, state):
-        return False
+def forward_accepts(backend: Any, program: Any, state: np.ndarray) -> bool:
+    """Whether blocked passes can run ``program`` forward on ``state`` (large states, numpy backend)."""
+    return enabled(backend, state)
+
+
+def forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> None:
+    """Apply the whole circuit to ``state`` in blocked passes (``forward_accepts`` must hold)."""
     from ..program import apply_kernel
 
     plan = plan_of(program, adjoint=False)
@@ -499,22 +502,26 @@ def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
         mats = plan.matrices(bp, dense, batch)
         for b in range(batch):
             forward_pass(state[b].view(state.real.dtype), bp.m, bp.bases, bp.geo, bp.tables, bp.ops, mats[b], plan.nthr)
-    return True
 
 
-def try_sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray, grad: np.ndarray,
-              sweep_alone: Any) -> bool:
-    """The adjoint backward sweep in blocked passes, accumulating into ``grad (B, P)``; False if not eligible.
+def sweep_accepts(backend: Any, program: Any, bra: np.ndarray, ket: np.ndarray) -> bool:
+    """Whether blocked passes can run the backward sweep: large states, and no blocked gate
+    differentiated through its generator."""
+    if not enabled(backend, bra, ket):
+        return False
+    plan = plan_of(program, adjoint=True)
+    wide = program.generator_ops
+    return not any(bop.parts[0][0] in wide for bp in plan.passes if bp.blocked for bop in bp.items)
+
+
+def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray, grad: np.ndarray,
+          sweep_alone: Any) -> None:
+    """The adjoint backward sweep in blocked passes, accumulating into ``grad (B, P)``.
 
     ``sweep_alone(index)`` runs the per-gate sweep step for an operation that cannot be blocked.
     """
-    if not enabled(backend, bra, ket):
-        return False
     derivs = program.derivatives(theta)
     plan = plan_of(program, adjoint=True)
-    blocked_ops = [bop.parts[0][0] for bp in plan.passes if bp.blocked for bop in bp.items]
-    if any(derivs.get(i, []) is None for i in blocked_ops):  # a gate differentiated through generators
-        return False
     inverses = program.kernels(theta, inverse=True)
     dense = {}
     slots: dict[int, int] = {}
@@ -542,4 +549,3 @@ def try_sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ke
             d = d_u.shape[-1]
             contrib = np.real(np.einsum("ij,bij->b" if d_u.ndim == 2 else "bij,bij->b", d_u, r[:, q, :d, :d]))
             grad[:, ref.index] += (2.0 * ref.coeff) * contrib
-    return True

@@ -345,29 +345,32 @@ def _usable(backend: Any, program: Any, *states: np.ndarray) -> PackedProgram | 
     return packing(program)
 
 
-def try_forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> bool:
-    """Run the whole forward pass compiled if eligible; False leaves the state untouched."""
-    p = _usable(backend, program, state)
-    if p is None:
-        return False
+def forward_accepts(backend: Any, program: Any, state: np.ndarray) -> bool:
+    """Whether the compiled whole-circuit executor can run ``program`` forward on ``state``."""
+    return _usable(backend, program, state) is not None
+
+
+def forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> None:
+    """The whole forward pass in one compiled call (``forward_accepts`` must hold)."""
+    p = packing(program)
     mats, _ = p.matrices(theta, state.shape[0])
     run_forward(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats)
-    return True
 
 
-def try_adjoint(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray) -> Any:
-    """Run the whole backward sweep compiled if eligible: the gradient ``(B, P)``, or None."""
+def sweep_accepts(backend: Any, program: Any, bra: np.ndarray, ket: np.ndarray) -> bool:
+    """Whether the compiled executor can run the backward sweep (no gate differentiated through generators)."""
     p = _usable(backend, program, bra, ket)
-    if p is None:
-        return None
-    occ = p.occurrences(theta)
-    if occ is None:
-        return None
+    return p is not None and (p.spectral is not None or not program.generator_ops)
+
+
+def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray, grad: np.ndarray) -> None:
+    """The whole backward sweep in one compiled call, adding the gradient into ``grad (B, P)``."""
+    p = packing(program)
     b = bra.shape[0]
     mats, dmats = p.matrices(theta, b, derivatives=True)
-    grad = np.zeros((b, program.circuit.num_params))
-    run_adjoint(bra, ket, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, *occ, dmats, grad)
-    return grad
+    part = np.zeros((b, program.circuit.num_params))
+    run_adjoint(bra, ket, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, *p.occurrences(theta), dmats, part)
+    grad += part
 
 
 def try_expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray, pauli_sum: tuple) -> Any:

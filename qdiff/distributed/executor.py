@@ -9,7 +9,7 @@ the local wire moved out is the one needed again furthest ahead.
 Between swaps the layout is fixed, so a run of consecutive operations whose targets are all local is
 one circuit on the rank's local wires: controls on global wires are resolved by the rank's bits (the
 operation is dropped where they do not match, the control dropped where they do). That local circuit
-runs through the local backend's own executors (:func:`qdiff.executors.run_forward` and the adjoint
+runs through the local backend's own executors (:func:`qdiff.engine.run_forward` and the adjoint
 :func:`~qdiff.gradients.adjoint.backward_sweep`: compiled, cache-blocked passes on the CPU). An
 operation that cannot be written on local wires (a diagonal or a Pauli rotation with a target still
 global) runs alone through the MPI backend's primitives.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..circuit import Circuit, Operation
-from ..executors import run_forward, run_sweep
+from ..engine import Executor, register, run_forward
 from ..ir.kinds import Kind
 from ..program import Kernel, apply_kernel, program_of
 from .backend import MPIBackend
@@ -124,8 +124,8 @@ def _runs(needs: list[tuple[int, ...]], order: list[int], state: Any, ahead: Loo
         p = q
 
 
-@run_forward.register
-def _(backend: MPIBackend, program: Any, theta: np.ndarray, state: Any) -> None:
+def forward(backend: MPIBackend, program: Any, theta: np.ndarray, state: Any) -> None:
+    """Apply ``program`` to the distributed ``state``: planned swaps, local runs through the local executors."""
     kernels = program.kernels(theta)
     needs = [wires_needed_local(k) for k in kernels]
     order = list(range(len(kernels)))
@@ -148,9 +148,9 @@ def _(backend: MPIBackend, program: Any, theta: np.ndarray, state: Any) -> None:
         state.layout.lookahead = None
 
 
-@run_sweep.register
-def _(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: Any, grad: Any,
-      step: Callable[[int], None], matrix_ops: tuple[int, ...] = ()) -> None:
+def sweep(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: Any, grad: Any,
+          step: Callable[[int], None], matrix_ops: tuple[int, ...] = ()) -> None:
+    """The backward sweep on distributed bra and ket; the gradient is summed over ranks once at the end."""
     from ..gradients.adjoint import backward_sweep
 
     inverses = program.kernels(theta, inverse=True)
@@ -182,4 +182,7 @@ def _(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: Any, 
         grad[...] = backend.exchanger.allreduce(grad)
 
 
-__all__ = ["wires_needed_local", "local_run"]
+DISTRIBUTED = register(Executor("mpi", lambda request: isinstance(request.backend, MPIBackend), forward, sweep))
+"""The executor of every program on the MPI backend."""
+
+__all__ = ["DISTRIBUTED", "wires_needed_local", "local_run", "forward", "sweep"]

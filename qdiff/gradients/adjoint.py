@@ -17,8 +17,8 @@ import numpy as np
 
 from ..backends import cpu_program, get_backend
 from ..circuit import Circuit, Operation, ParamRef, check_theta
+from ..engine import run_sweep
 from ..errors import DifferentiationError
-from ..executors import run_sweep
 from ..gates import Generator
 from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
@@ -52,6 +52,7 @@ def backward_sweep(
     bra: Any,
     ket: Any,
     matrix_ops: tuple[int, ...] = (),
+    executor: str | None = None,
 ) -> tuple[Any, dict[int, Any]]:
     """Walk ``circuit`` backwards from ``bra``/``ket`` (both destroyed); return ``(dtheta (R, P), dU)``.
 
@@ -60,7 +61,8 @@ def backward_sweep(
     from the bra: three passes over the state whatever the number of parameters. Wide gates
     (PauliRot/MultiRZ on many wires) use their generator directly instead.
     ``dU[i]`` is the gradient w.r.t. the matrix of QubitUnitary op ``i`` (for ``i`` in ``matrix_ops``)
-    in PyTorch's convention ``dL/dRe U + i dL/dIm U``.
+    in PyTorch's convention ``dL/dRe U + i dL/dIm U``. The sweep runs through the executor
+    :func:`qdiff.engine.select` picks, or the one named by ``executor``.
     """
     xp = backend.xp
     grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
@@ -100,7 +102,7 @@ def backward_sweep(
             return
         apply_kernel(backend, bra, kern)
 
-    run_sweep(backend, program, theta, bra, ket, grad, step, matrix_ops)
+    run_sweep(backend, program, theta, bra, ket, grad, step, matrix_ops, executor)
     return grad, mgrads
 
 
