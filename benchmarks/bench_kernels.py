@@ -113,7 +113,7 @@ def main() -> None:
 
     import numba
 
-    from qdiff.backends import cpu_kernels
+    from qdiff.backends.numba import kernels as cpu_kernels
 
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(1234)

@@ -86,7 +86,7 @@ def info() -> dict[str, Any]:
 
 
 def _cache_info() -> str:
-    from .backends.jit import CACHE, CACHE_DIR
+    from .backends.numba.jit import CACHE, CACHE_DIR
 
     return str(CACHE_DIR) if CACHE else "none writable: kernels compile in every process (set NUMBA_CACHE_DIR)"
 

@@ -5,7 +5,7 @@ its own factor). A factor with generator ``H`` (``dU/dv = i H U``) is ``U(v) = s
 over the distinct eigenvalues ``l_j`` of ``H`` and their projectors ``P_j``; its derivative is the same
 sum weighted by ``i l_j``. The decomposition is computed once per gate type and width and checked
 against the gate table's own matrices; :class:`SpectralPlan` packs a circuit's gates this way as flat
-arrays (the data ``qdiff.backends.cpu_program`` binds in one compiled call).
+arrays (the data ``qdiff.backends.numba.whole_circuit`` binds in one compiled call).
 """
 
 from __future__ import annotations

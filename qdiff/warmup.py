@@ -1,7 +1,7 @@
 """Fill numba's kernel cache ahead of time: ``qdiff warmup`` (or :func:`warmup`).
 
 A fresh install compiles its CPU kernels on first use (seconds per kernel family; see
-:mod:`qdiff.backends.jit`). ``warmup`` runs every gate of the gate table (each with an extra
+:mod:`qdiff.backends.numba.jit`). ``warmup`` runs every gate of the gate table (each with an extra
 control and inverted too), the measurements and the gradient methods through each CPU executor
 (the whole-circuit program for small states, per-gate kernels, the cache-blocked passes for large
 ones) in both precisions, so that every later process on this machine (or on a machine image or
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .backends.cpu_blocked import MIN_QUBITS
-from .backends.jit import CACHE, CACHE_DIR
+from .backends.numba.blocked import MIN_QUBITS
+from .backends.numba.jit import CACHE, CACHE_DIR
 from .circuit import Circuit
 from .gates import GATES
 from .ir.kinds import Kind

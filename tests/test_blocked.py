@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qdiff as qd
-from qdiff.backends import cpu_blocked
+from qdiff.backends.numba import blocked as cpu_blocked
 from qdiff.program import program_of
 from qdiff.schedule import GateWires, plan_passes
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qdiff as qd
-from qdiff.backends import cpu_program
+from qdiff.backends.numba import whole_circuit
 from qdiff.gates import GATES
 from qdiff.spectral import gate_spectra, spectral_plan
 
@@ -88,7 +88,7 @@ def test_one_call_gradient_matches_numpy_reference(case) -> None:
     rc, obs, batch = case
     theta = rc.theta if batch is None else rc.theta + np.linspace(0, 1, batch)[:, None]
     taken = []
-    original = cpu_program.try_expval_grad
+    original = whole_circuit.try_expval_grad
 
     def spy(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -96,7 +96,7 @@ def test_one_call_gradient_matches_numpy_reference(case) -> None:
         return out
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cpu_program, "try_expval_grad", spy)
+        mp.setattr(whole_circuit, "try_expval_grad", spy)
         value, grad = _value_and_grad(rc, obs, theta)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QDIFF_KERNELS", "numpy")

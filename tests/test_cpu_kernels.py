@@ -1,4 +1,4 @@
-"""The numba CPU kernels (qdiff.backends.cpu_kernels) against the numpy reference path of NumpyBackend.
+"""The numba CPU kernels (qdiff.backends.numba.kernels) against the numpy reference path of NumpyBackend.
 
 Every kernel is called directly (and must handle the case, i.e. not return None) and compared with the
 NumpyBackend method under ``QDIFF_KERNELS=numpy`` on random states, random targets / controls / control
@@ -18,7 +18,7 @@ from conftest import kernel_mode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qdiff.backends import cpu_kernels as K
+from qdiff.backends.numba import kernels as K
 from qdiff.backends.numpy_backend import NumpyBackend
 
 BE = NumpyBackend()
@@ -46,7 +46,7 @@ def ref(name: str, *args):
 
 
 def kern(name: str, *args):
-    """cpu_kernels.<name>; the case must be handled by a kernel."""
+    """kernels.<name>; the case must be handled by a kernel."""
     out = getattr(K, name)(*args)
     assert out is not None, f"{name} fell back to numpy"
     return out

@@ -3,11 +3,11 @@
 Without a GPU (the normal CI run) this file still checks the GPU code:
 
 * ``kernels.cu`` compiles with nvcc (PTX for sm_90) and holds every kernel CupyBackend asks for, with
-  parameter lists matching the arguments the planner (``gpu_index_model``) passes: count, size and
+  parameter lists matching the arguments the planner (``qdiff.backends.cuda.index_model``) passes: count, size and
   alignment of each, read from the PTX; with libnvrtc present (``$QDIFF_NVRTC`` or the
   nvidia-cuda-nvrtc wheel) also through NVRTC with CuPy's name expressions, as at run time;
 * the thread-to-amplitude index mapping, two ways, against NumpyBackend to 1e-12: the numpy model
-  (``gpu_index_model.emulate``: every thread id of the launch, coverage and no two threads writing one
+  (``index_model.emulate``: every thread id of the launch, coverage and no two threads writing one
   amplitude), and the kernels' own thread code compiled for the host (``-DQDIFF_HOST_EMULATION``) and
   run over the launch grid through ctypes, on default and deliberately tiny launches (grid-stride loops,
   several shared-memory chunks per block, batch loops);
@@ -31,11 +31,11 @@ import numpy as np
 import pytest
 
 from qdiff.backends import cupy_status, get_backend
-from qdiff.backends import gpu_index_model as gim
+from qdiff.backends.cuda import index_model as gim
 from qdiff.backends.numpy_backend import NumpyBackend
 from qdiff.errors import BackendError, MemoryLimitError
 
-KERNEL_SOURCE = gim.__file__.replace("gpu_index_model.py", "kernels.cu")
+KERNEL_SOURCE = gim.__file__.replace("index_model.py", "kernels.cu")
 CUPY_OK, CUPY_WHY = cupy_status()
 NVCC = shutil.which("nvcc")
 HOST_CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
@@ -161,7 +161,7 @@ def nvrtc_compile(lib_path: str, source: str, name_expressions: tuple, options: 
 
 @pytest.fixture(scope="module")
 def nvrtc_ptx() -> tuple[str, dict]:
-    from qdiff.backends.cupy_backend import NAME_EXPRESSIONS
+    from qdiff.backends.cuda.backend import NAME_EXPRESSIONS
 
     lib = find_nvrtc()
     if lib is None:
@@ -230,7 +230,7 @@ def representative_calls() -> list[gim.KernelCall]:
 
 
 def test_kernels_compile_with_nvcc(ptx):
-    from qdiff.backends.cupy_backend import NAME_EXPRESSIONS
+    from qdiff.backends.cuda.backend import NAME_EXPRESSIONS
 
     entries = ptx_entries(ptx)
     assert len(entries) == len(NAME_EXPRESSIONS) + 1  # + qd_search_cdf (extern "C")
@@ -252,7 +252,7 @@ def test_kernels_compile_with_nvrtc(nvrtc_ptx, ptx):
 
 def test_planned_arguments_match_kernel_signatures(ptx):
     """Every argument the backend passes has the size/alignment of the kernel parameter it lands in."""
-    from qdiff.backends.cupy_backend import NAME_EXPRESSIONS
+    from qdiff.backends.cuda.backend import NAME_EXPRESSIONS
 
     entries = ptx_entries(ptx)
     calls = representative_calls()
@@ -680,7 +680,7 @@ class _FakeCupy:
 def gpu(request):
     """(cupy-like module, CupyBackend): real CuPy on a GPU, or the emulation on the CPU."""
     from qdiff import backends
-    from qdiff.backends import cupy_backend
+    from qdiff.backends.cuda import backend as cupy_backend
 
     if request.param == "gpu":
         import cupy

@@ -47,7 +47,7 @@ def test_compiled_paths_match_numpy_reference(n: int, monkeypatch: pytest.Monkey
 
 
 def test_fused_step_is_used_and_matches_three_steps() -> None:
-    from qdiff.backends.cpu_fused import adjoint_step
+    from qdiff.backends.numba.fused import adjoint_step
 
     be = qd.get_backend("numpy")
     rng = np.random.default_rng(0)

@@ -67,7 +67,7 @@ def test_unwritable_cache_warns_once_and_still_works() -> None:
 
 
 def test_cache_location_names_a_writable_folder() -> None:
-    from qdiff.backends import jit
+    from qdiff.backends.numba import jit
 
     where = jit.cache_location()
     if where is None:

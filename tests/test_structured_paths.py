@@ -113,7 +113,7 @@ def test_subspace_gates_match_their_dense_matrix(name: str, inverse: bool, mode:
 
 
 def test_subspace_kernel_refuses_a_matrix_without_that_structure() -> None:
-    from qdiff.backends import cpu_kernels
+    from qdiff.backends.numba import kernels as cpu_kernels
 
     m = np.eye(16, dtype=complex)
     m[0, 5] = m[5, 0] = 0.0
@@ -125,7 +125,7 @@ def test_subspace_kernel_refuses_a_matrix_without_that_structure() -> None:
 
 @pytest.mark.parametrize("controls", [(), (5,)])
 def test_reduced_outer_entries_match_the_full_product(controls: tuple, rng: np.random.Generator) -> None:
-    from qdiff.backends import cpu_kernels
+    from qdiff.backends.numba import kernels as cpu_kernels
 
     n = 6
     bra, ket = random_state(n, rng, 2), random_state(n, rng, 2)

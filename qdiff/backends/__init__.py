@@ -53,7 +53,7 @@ def get_backend(name: str | Any = "numpy", num_wires: int | None = None) -> Any:
         if not ok:
             raise BackendError(f"backend 'cupy' is not available: {why}")
         if _CUPY is None:
-            from .cupy_backend import CupyBackend
+            from .cuda.backend import CupyBackend
 
             _CUPY = CupyBackend()
         return _CUPY

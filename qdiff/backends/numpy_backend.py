@@ -20,7 +20,7 @@ _PAULI_FLIP = {"X": True, "Y": True, "Z": False, "I": False}
 _KERNELS: Any = None
 
 def _kernels() -> Any:
-    """The numba kernel module (cpu_kernels), or None when QDIFF_KERNELS=numpy or numba is unusable.
+    """The numba kernel module (qdiff.backends.numba.kernels), or None when QDIFF_KERNELS=numpy or numba is unusable.
 
     Each primitive below first offers its arguments to the kernel of the same name, which returns None
     for anything it does not handle (other array types, dtypes, layouts, sizes); the numpy code that
@@ -31,7 +31,7 @@ def _kernels() -> Any:
         return None
     if _KERNELS is None:
         try:
-            from . import cpu_kernels
+            from .numba import kernels as cpu_kernels
         except ImportError:  # numba missing or broken: numpy only
             cpu_kernels = False  # type: ignore[assignment]
         _KERNELS = cpu_kernels
@@ -321,7 +321,7 @@ class NumpyBackend:
         """
         if _kernels() is None:
             return None
-        from .cpu_fused import adjoint_step
+        from .numba.fused import adjoint_step
 
         return adjoint_step(bra, ket, u_dagger, target, controls, cvals)
 

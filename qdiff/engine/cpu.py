@@ -8,7 +8,7 @@ respect to whole matrices (``matrix_ops``), which only the reference sweep retur
 
 from __future__ import annotations
 
-from ..backends import cpu_blocked, cpu_program
+from ..backends.numba import blocked, whole_circuit
 from .executors import Executor, Purpose, Request
 
 
@@ -22,12 +22,12 @@ def _accepts(module: object) -> object:
 
 
 COMPILED_PROGRAM = Executor(
-    "compiled-program", _accepts(cpu_program), cpu_program.forward,
-    lambda be, program, theta, bra, ket, grad, step, matrix_ops=(): cpu_program.sweep(be, program, theta, bra, ket,
+    "compiled-program", _accepts(whole_circuit), whole_circuit.forward,
+    lambda be, program, theta, bra, ket, grad, step, matrix_ops=(): whole_circuit.sweep(be, program, theta, bra, ket,
                                                                                        grad))
 BLOCKED = Executor(
-    "blocked", _accepts(cpu_blocked), cpu_blocked.forward,
-    lambda be, program, theta, bra, ket, grad, step, matrix_ops=(): cpu_blocked.sweep(be, program, theta, bra, ket,
+    "blocked", _accepts(blocked), blocked.forward,
+    lambda be, program, theta, bra, ket, grad, step, matrix_ops=(): blocked.sweep(be, program, theta, bra, ket,
                                                                                        grad, step))
 
 __all__ = ["COMPILED_PROGRAM", "BLOCKED"]

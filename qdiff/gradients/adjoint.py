@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import cpu_program, get_backend
+from ..backends import get_backend
+from ..backends.numba import whole_circuit
 from ..circuit import Circuit, Operation, ParamRef, check_theta
 from ..engine import run_sweep
 from ..errors import DifferentiationError
@@ -163,10 +164,10 @@ def _compiled_expval(circuit: Circuit, measurements: list[Measurement], params: 
     """
     n = circuit.num_wires
     if shots is not None or len(measurements) != 1 or type(measurements[0]) is not Expval \
-            or n > cpu_program.MAX_QUBITS:
+            or n > whole_circuit.MAX_QUBITS:
         return None
     be = get_backend(backend, n)
-    if not cpu_program.enabled(be) or resolve_dtype(dtype) != np.complex128:
+    if not whole_circuit.enabled(be) or resolve_dtype(dtype) != np.complex128:
         return None
     arrays = pauli_sum_arrays(measurements[0].obs, n)
     if arrays is None:
@@ -174,7 +175,7 @@ def _compiled_expval(circuit: Circuit, measurements: list[Measurement], params: 
     theta, tb = check_theta(circuit, params)
     batch = batch_size(circuit, tb)
     state = initial_state(be, circuit, batch or 1, np.complex128)
-    out = cpu_program.try_expval_grad(be, program_of(circuit), theta, state, arrays)
+    out = whole_circuit.try_expval_grad(be, program_of(circuit), theta, state, arrays)
     if out is None:
         return None
     return [out[0]], [out[1]], batch is not None

@@ -1,6 +1,6 @@
 """How qdiff's numba kernels are compiled and where they are cached.
 
-The CPU kernels (``cpu_kernels``, ``cpu_program``, ``cpu_blocked``) are compiled by numba on their
+The CPU kernels (``kernels``, ``whole_circuit``, ``blocked``, ``fused`` in this package) are compiled by numba on their
 first use in a process that finds no cached copy, and written to numba's cache: ``NUMBA_CACHE_DIR``
 when set, else ``__pycache__`` beside the kernel sources, else the user's cache folder
 (``~/.cache/numba``). Later processes load them in well under a second. numba writes each cache
@@ -26,7 +26,7 @@ from typing import Any
 
 from numba.core import caching, event
 
-from ..errors import QDiffWarning
+from ...errors import QDiffWarning
 
 KERNEL_DIR = Path(__file__).resolve().parent
 """The folder of the kernel sources (what numba's in-tree cache is named after)."""
@@ -45,7 +45,7 @@ def cache_location() -> str | None:
     """The folder numba will cache qdiff's kernels in, or None when no location is writable."""
     for cls in _locator_classes():
         try:
-            locator = cls.from_function(_probe, str(KERNEL_DIR / "cpu_kernels.py"))
+            locator = cls.from_function(_probe, str(KERNEL_DIR / "kernels.py"))
         except Exception:  # a locator that cannot decide is one that cannot be used
             locator = None
         if locator is not None:

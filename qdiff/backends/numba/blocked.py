@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ..fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
-from ..ir.kinds import Kind
-from ..program import exec_kind, kernel_matrix
-from ..schedule import GateWires, plan_passes
-from . import cpu_program
+from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
+from ...ir.kinds import Kind
+from ...program import exec_kind, kernel_matrix
+from ...schedule import GateWires, plan_passes
+from . import whole_circuit
 from .jit import CACHE
 
 MIN_QUBITS = 13
@@ -469,7 +469,7 @@ def enabled(backend: Any, *states: Any) -> bool:
     complex64 states are gathered into the same float64 buffers, computed in double precision and
     rounded once per pass when written back.
     """
-    if not cpu_program.enabled(backend):
+    if not whole_circuit.enabled(backend):
         return False
     return all(type(s) is np.ndarray and s.dtype in _DTYPES and s.flags.c_contiguous and s.ndim == 2
                and s.shape[1] >= 1 << MIN_QUBITS for s in states)
@@ -482,7 +482,7 @@ def forward_accepts(backend: Any, program: Any, state: np.ndarray) -> bool:
 
 def forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) -> None:
     """Apply the whole circuit to ``state`` in blocked passes (``forward_accepts`` must hold)."""
-    from ..program import apply_kernel
+    from ...program import apply_kernel
 
     plan = plan_of(program, adjoint=False)
     kernels = program.kernels(theta)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..ir.kinds import Kind
-from ..program import exec_kind, kernel_matrix
-from ..spectral import spectral_plan
+from ...ir.kinds import Kind
+from ...program import exec_kind, kernel_matrix
+from ...spectral import spectral_plan
 from .jit import CACHE
 
 MAX_QUBITS = 12

@@ -2,7 +2,7 @@
 
 Two jobs, both pure numpy so they run (and are tested) on machines without CUDA:
 
-* **Planning** (used by :class:`~qdiff.backends.cupy_backend.CupyBackend`): the ``plan_*`` functions turn a
+* **Planning** (used by :class:`~qdiff.backends.cuda.backend.CupyBackend`): the ``plan_*`` functions turn a
   primitive call (state size, gate data, targets, controls) into a :class:`KernelCall`: which kernel of
   ``kernels.cu``, its launch geometry and its argument list (bit masks, gate data by value or as an array
   to copy, placeholders for the arrays the backend binds). Gate data is first reordered to ascending
@@ -314,7 +314,7 @@ def _gate_data(data: Any, batch: int, size: int, ndim_unbatched: int, dtype: Any
     batched = data.ndim == ndim_unbatched + 1
     nb = int(data.shape[0]) if batched else 1
     if batched and nb not in (1, batch):
-        from ..errors import ParameterError
+        from ...errors import ParameterError
 
         raise ParameterError(f"gate data has batch size {nb} for a state batch of {batch}")
     if _is_host(data) and nb == 1 and size <= count:
@@ -449,7 +449,7 @@ def plan_pauli_rotation(n: int, batch: int, dtype: Any, theta: Any, word: dict[i
     nthreads = 2 ** (n - bin(fixed).count("1"))
     cs, stride, c, s = rotation_cos_sin(theta, dtype)
     if stride > 0 and cs.shape[0] != batch:
-        from ..errors import ParameterError
+        from ...errors import ParameterError
 
         raise ParameterError(f"rotation angle has batch size {cs.shape[0]} for a state batch of {batch}")
     grid, blk = launch_1d(nthreads, batch, max_blocks, block)

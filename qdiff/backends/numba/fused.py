@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .cpu_kernels import _U1, _insert, _layout, _nbits, _par, _seg_bits, _twins
+from .kernels import _U1, _insert, _layout, _nbits, _par, _seg_bits, _twins
 
 
 @_twins

@@ -5,7 +5,7 @@ Same signatures and semantics as NumpyBackend: a state is a C-contiguous CuPy ar
 the state. Gate data (matrices, diagonals, angles) may be numpy or CuPy arrays.
 
 The kernels live in ``kernels.cu`` (compiled once per process by NVRTC through ``cupy.RawModule``);
-``gpu_index_model`` plans each launch (bit masks, launch geometry, gate data reordered to ascending
+``index_model`` plans each launch (bit masks, launch geometry, gate data reordered to ascending
 target wires), so the planning is tested on machines without a GPU. Small unbatched gate data travels
 as kernel arguments (no host-to-device copy per gate); batched or larger data as device arrays.
 
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import memory
-from ..errors import BackendError, MemoryLimitError
-from . import gpu_index_model as gim
-from .numpy_backend import NumpyBackend, num_qubits, pauli_groups_apply, pauli_groups_expval
+from ... import memory
+from ...errors import BackendError, MemoryLimitError
+from ..numpy_backend import NumpyBackend, num_qubits, pauli_groups_apply, pauli_groups_expval
+from . import index_model as gim
 
 try:  # CuPy is optional: importing this module without it raises a clear BackendError on use
     import cupy
@@ -53,7 +53,7 @@ _KERNELS: dict[str, Any] = {}
 
 def _require_cupy() -> Any:
     if cupy is None:
-        from . import cupy_status
+        from .. import cupy_status
 
         raise BackendError(f"backend 'cupy' is not available: {cupy_status()[1]}")
     return cupy
@@ -92,7 +92,7 @@ class CupyBackend:
 
     def __init__(self) -> None:
         cp = _require_cupy()
-        from . import cupy_status
+        from .. import cupy_status
 
         ok, why = cupy_status()
         if not ok:
