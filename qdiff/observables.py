@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NotHermitianError, ParameterError, UnsupportedOperationError, WireError
+from .ir.pauli import pauli_masks
 
 ZDIAG_CACHE_MAX_QUBITS = 20
 """Sums of Z words keep their diagonal (8 MiB at 20 qubits) for reuse up to this size."""
@@ -311,14 +312,8 @@ def z_diagonal(xp: Any, num_wires: int, terms: list[tuple[float, PauliWord]]) ->
 
 def word_masks(word: PauliWord, num_wires: int) -> tuple[int, int, complex]:
     """``(flip mask, sign mask, i**(number of Y))`` of a Pauli word: wire ``w`` is bit ``n-1-w``; X and Y
-    flip it, Y and Z sign it, so ``(P psi)[i ^ x] = phase (-1)**popcount(i & z) psi[i]``."""
-    x = z = ny = 0
-    for w, p in word.paulis:
-        bit = 1 << (num_wires - 1 - w)
-        x |= bit if p in "XY" else 0
-        z |= bit if p in "YZ" else 0
-        ny += p == "Y"
-    return x, z, 1j**ny
+    flip it, Y and Z sign it, so ``(P psi)[i ^ x] = phase (-1)**popcount(i & z) psi[i]`` (:mod:`qdiff.ir.pauli`)."""
+    return pauli_masks(word.paulis, num_wires)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ...ir.pauli import pauli_masks
 from .jit import CACHE
 
 MAX_DENSE_QUBITS = 5
@@ -840,21 +841,13 @@ _PAULI_LETTERS = frozenset("IXYZ")
 
 def _pauli_masks(n: int, word: dict) -> tuple[int, int, complex] | None:
     """(flip mask, Y|Z mask, i^(number of Y)) of a Pauli word, or None if it is not one on ``n`` wires."""
-    xmask = yzmask = ny = 0
     try:
         items = [(int(w), p) for w, p in word.items()]
     except (TypeError, ValueError, AttributeError):
         return None
-    for w, p in items:
-        if p not in _PAULI_LETTERS or not 0 <= w < n:
-            return None
-        bit = 1 << (n - 1 - w)
-        if p in "XY":
-            xmask |= bit
-        if p in "YZ":
-            yzmask |= bit
-        ny += p == "Y"
-    return xmask, yzmask, (1, 1j, -1, -1j)[ny % 4]
+    if any(p not in _PAULI_LETTERS or not 0 <= w < n for w, p in items):
+        return None
+    return pauli_masks(items, n)
 
 
 def apply_pauli(state: np.ndarray, word: dict, out: np.ndarray | None = None):
