@@ -106,6 +106,21 @@ def kernel_matrix(kern: Kernel) -> np.ndarray:
     return data
 
 
+def contract_derivatives(xp: Any, grad: Any, derivs: list[tuple[ParamRef, Any]], r: Any) -> None:
+    """``grad[:, ref.index] += 2 coeff Re sum_ij dU_ij R_ij`` for every ``(ref, dU)`` of one gate.
+
+    ``r`` is the gate's reduced outer product ``tr_rest |ket><bra|`` per batch entry, ``(B, d, d)``
+    (``d`` at least the derivative matrices' size; the leading block is used); ``dU`` is ``(d, d)`` or
+    ``(B, d, d)``. The one contraction of every adjoint sweep.
+    """
+    for ref, d_u in derivs:
+        d_u = xp.asarray(d_u)
+        d = d_u.shape[-1]
+        block = r[:, :d, :d]
+        contrib = xp.einsum("ij,bij->b" if d_u.ndim == 2 else "bij,bij->b", d_u, block)
+        grad[:, ref.index] += (2.0 * ref.coeff) * xp.real(contrib)
+
+
 DENSE_DERIVATIVE_MAX_WIRES = 4
 """Gates on at most this many targets are differentiated from dense derivative matrices."""
 

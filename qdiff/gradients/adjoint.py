@@ -25,7 +25,7 @@ from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
 from ..memory import adjoint_footprint, check_policy, largest_that_fits, require, split_batch, vjp_footprint
 from ..observables import pauli_sum_arrays
-from ..program import apply_kernel, compile_operation, program_of
+from ..program import apply_kernel, compile_operation, contract_derivatives, program_of
 from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
 from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape, real_cotangent
 
@@ -90,11 +90,7 @@ def backward_sweep(
                 apply_bra = True
             else:
                 apply_bra = False
-            for ref, d_u in derivs:
-                d_u = xp.asarray(d_u)
-                contrib = xp.real(xp.einsum("...ij,bij->b", d_u, r)) if d_u.ndim == 2 else xp.real(
-                    xp.einsum("bij,bij->b", d_u, r))
-                grad[:, ref.index] += (2.0 * ref.coeff) * contrib
+            contract_derivatives(xp, grad, derivs, r)
             if index in matrix_ops:
                 g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
                 mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g

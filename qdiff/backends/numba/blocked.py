@@ -30,7 +30,7 @@ from numba import njit, prange
 
 from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
 from ...ir.kinds import Kind
-from ...program import exec_kind, kernel_matrix
+from ...program import contract_derivatives, exec_kind, kernel_matrix
 from ...schedule import GateWires, plan_passes
 from . import whole_circuit
 from .jit import CACHE
@@ -545,7 +545,4 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
                          bp.ops, mats[b], pslots, partial[b], plan.nthr)
     r = partial.sum(axis=1).view(np.complex128).reshape(batch, -1, 4, 4)
     for i, q in slots.items():
-        for ref, d_u in derivs[i]:
-            d = d_u.shape[-1]
-            contrib = np.real(np.einsum("ij,bij->b" if d_u.ndim == 2 else "bij,bij->b", d_u, r[:, q, :d, :d]))
-            grad[:, ref.index] += (2.0 * ref.coeff) * contrib
+        contract_derivatives(np, grad, derivs[i], r[:, q])
