@@ -3,8 +3,9 @@ non-editable installs only, which the editable test environment would never noti
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -236,7 +236,12 @@ def adjoint_jacobian(
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dt, shots)
     from ..measure import measure
 
-    values = [be.to_numpy(v) for v in measure(be, state, measurements)]
+    # an expectation's value is read from its bra O|psi> (one inner product, not another pass over the state)
+    from_bra = {mi for mi, m in enumerate(measurements) if type(m) is Expval}
+    values: list[Any] = [None] * len(measurements)
+    others = [mi for mi in range(len(measurements)) if mi not in from_bra]
+    for mi, v in zip(others, measure(be, state, [measurements[mi] for mi in others]), strict=True):
+        values[mi] = be.to_numpy(v)
     p = circuit.num_params
     jacs = [np.zeros((b, int(np.prod(output_shape(m, n))), p)) for m in measurements]
     theta_rows = theta if theta.ndim == 2 else np.broadcast_to(theta, (b, p))
@@ -247,6 +252,8 @@ def adjoint_jacobian(
             cot = np.zeros((b, jacs[mi].shape[1]))
             cot[:, c] = 1.0
             bras.append(cotangent_bra(be, state, measurements[mi], be.asarray(cot)))
+            if mi in from_bra:  # cot = 1: the bra is O|psi>
+                values[mi] = np.real(be.to_numpy(be.inner(state, bras[-1]))).astype(np.finfo(dt).dtype)
         last = start + chunk >= len(rows)
         if len(block) == 1:
             bra = bras[0]
