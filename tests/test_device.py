@@ -821,3 +821,30 @@ def test_qaoa_pauli_rotations_become_diagonal_and_one_qubit_gates():
     conv = convert_tape(tape, qml.wires.Wires([0, 1, 2]))
     assert [(op.gate.name, op.wires) for op in conv.circuit.operations] == [
         ("MultiRZ", (0, 2)), ("RX", (1,)), ("RZ", (1,)), ("PauliRot", (0, 1))]
+
+
+def test_decomposition_passes_large_observables_on_uncopied() -> None:
+    """Decomposing a template must not copy a molecular-size Hamiltonian (PennyLane's decompose does)."""
+    from pennylane.tape import QuantumScript
+
+    h = qml.Hamiltonian([0.5, -0.2, 0.1], [qml.Z(0) @ qml.Z(1), qml.X(0) @ qml.Y(2), qml.Z(3)])
+    weights = np.array([0.1, -0.2, 0.3])
+    tape = QuantumScript([qml.AllSinglesDoubles(weights, wires=range(4), hf_state=np.array([1, 1, 0, 0]),
+                                                singles=[[0, 2], [1, 3]], doubles=[[0, 1, 2, 3]])],
+                         [qml.expval(h)])
+    dev = qml.device("qdiff.qubit", wires=4)
+    config = dev.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+    (new,), _ = dev.preprocess_transforms(config)((tape,))
+    assert new.measurements[0] is tape.measurements[0]
+    assert [op.name for op in new.operations] != [op.name for op in tape.operations]  # it was decomposed
+    ref = qml.device("default.qubit", wires=4)
+
+    def circuit(w: np.ndarray) -> object:
+        qml.AllSinglesDoubles(w, wires=range(4), hf_state=np.array([1, 1, 0, 0]), singles=[[0, 2], [1, 3]],
+                              doubles=[[0, 1, 2, 3]])
+        return qml.expval(h)
+
+    w = pnp.array(weights, requires_grad=True)
+    got = qml.grad(qml.QNode(circuit, dev, diff_method="adjoint"))(w)
+    want = qml.grad(qml.QNode(circuit, ref, diff_method="backprop"))(w)
+    np.testing.assert_allclose(got, want, atol=1e-10)
