@@ -279,7 +279,7 @@ class ShotSampler:
                 self.backend.apply_matrix(rotated, r, w)
                 done.update(w)
         idx = self.backend.sample_basis(rotated, self.shots, self.rng)
-        bits = ((idx[..., None] >> np.arange(self.n - 1, -1, -1)) & 1).astype(np.int64)
+        bits = ((idx[..., None] >> np.arange(self.n - 1, -1, -1)) & 1).astype(np.int64, copy=False)
         group[0].update({w: "Z" for w in range(self.n) if w not in group[0]})  # no later widening
         group[2] = bits
         return bits
