@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +34,7 @@ from pennylane.operation import StatePrepBase
 from pennylane.ops import Adjoint, Conditional, Controlled, MidMeasure
 
 import qdiff.measure as qm
+from qdiff.cache import StructureCache
 from qdiff.circuit import Circuit, Operation, ParamRef
 from qdiff.errors import QDiffError
 from qdiff.gates import ALIASES, GATES
@@ -185,7 +184,7 @@ def wire_order_for(tape: Any, device_wires: Any) -> list[Any]:
 
 
 OP_TEMPLATE_CACHE_SIZE = 4096
-_OP_TEMPLATES: dict[tuple, Operation] = {}
+_OP_TEMPLATES: StructureCache[Operation] = StructureCache("operation templates", OP_TEMPLATE_CACHE_SIZE)
 """Validated qdiff operations by structure (gate, simulated wires, controls, adjoint, Pauli word):
 converting a gate seen before only swaps in its parameters, skipping name resolution and checks."""
 
@@ -282,9 +281,7 @@ class _Builder:
             )
         except QDiffError as exc:
             raise DeviceError(f"qdiff.qubit cannot apply {op}: {exc}") from exc
-        if len(_OP_TEMPLATES) >= OP_TEMPLATE_CACHE_SIZE:
-            _OP_TEMPLATES.clear()
-        _OP_TEMPLATES[key] = self.circuit.operations[-1]
+        _OP_TEMPLATES.put(key, self.circuit.operations[-1])
 
     def _matrix_op(self, name: str, data: np.ndarray, wires: Any, controls: list, cvals: list, inverse: bool,
                    op: Any) -> None:
@@ -381,8 +378,7 @@ class UnsupportedObservable(Exception):
 PAULI_CACHE_SIZE = 64
 """Converted Pauli sentences kept (keyed on every word, coefficient and wire), most recent last."""
 
-_pauli_cache: OrderedDict[tuple, Observable] = OrderedDict()
-_pauli_cache_lock = threading.Lock()
+_pauli_cache: StructureCache[Observable] = StructureCache("converted Pauli sentences", PAULI_CACHE_SIZE)
 
 
 def _pauli_sentence(ps: Any, wire_map: dict[Any, int]) -> Observable:
@@ -399,11 +395,9 @@ def _pauli_sentence(ps: Any, wire_map: dict[Any, int]) -> Observable:
             raise UnsupportedObservable(f"non-Hermitian Pauli coefficient {c}")
         items.append((word, c.real))
     key = (tuple(items), tuple(wire_map.items()))
-    with _pauli_cache_lock:
-        hit = _pauli_cache.get(key)
-        if hit is not None:
-            _pauli_cache.move_to_end(key)
-            return hit
+    hit = _pauli_cache.get(key)
+    if hit is not None:
+        return hit
     coeffs = tuple(c for _, c in items)
     terms = tuple(PauliWord({wire_map[w]: p for w, p in word.items()}) for word, _ in items)
     if len(terms) == 1 and coeffs[0] == 1.0:
@@ -412,11 +406,7 @@ def _pauli_sentence(ps: Any, wire_map: dict[Any, int]) -> Observable:
         out = LinearCombination((0.0,), (PauliWord({}),))
     else:
         out = LinearCombination(coeffs, terms)
-    with _pauli_cache_lock:
-        _pauli_cache[key] = out
-        while len(_pauli_cache) > PAULI_CACHE_SIZE:
-            _pauli_cache.popitem(last=False)
-    return out
+    return _pauli_cache.put(key, out)
 
 
 _BASIS_PROJ = (np.diag([1.0, 0.0]).astype(complex), np.diag([0.0, 1.0]).astype(complex))

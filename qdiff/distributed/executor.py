@@ -22,15 +22,14 @@ the gradient is reduced once at the end: one ``Allreduce`` per sweep instead of 
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from ..cache import StructureCache
 from ..circuit import Circuit, Operation
 from ..engine import Executor, register, run_forward
 from ..ir.kinds import Kind
@@ -41,8 +40,8 @@ from .layout import Layout, Lookahead
 LOCAL_CIRCUIT_CACHE_SIZE = 1024
 """Local circuits kept per process (keyed by program, layout, rank and operation range)."""
 
-_LOCAL: OrderedDict[tuple, tuple[Any, Circuit | None | bool]] = OrderedDict()
-_LOCAL_LOCK = threading.Lock()
+_LOCAL: StructureCache[tuple[Any, Circuit | None | bool]] = StructureCache("MPI local circuits",
+                                                                             LOCAL_CIRCUIT_CACHE_SIZE)
 
 
 def wires_needed_local(kern: Kernel, differentiated: bool = False) -> tuple[int, ...]:
@@ -79,11 +78,9 @@ def local_run(program: Any, indices: list[int], layout: Layout, rank: int) -> Ci
     None when no operation is active on this rank; False when one has a global target.
     """
     key = (id(program), tuple(indices), layout.key(), layout.num_global, rank)
-    with _LOCAL_LOCK:
-        hit = _LOCAL.get(key)
-        if hit is not None and hit[0]() is program:  # the id belongs to this very program
-            _LOCAL.move_to_end(key)
-            return hit[1]
+    hit = _LOCAL.get(key)
+    if hit is not None and hit[0]() is program:  # the id belongs to this very program
+        return hit[1]
     ops = []
     result: Circuit | None | bool = None
     for i in indices:
@@ -96,10 +93,7 @@ def local_run(program: Any, indices: list[int], layout: Layout, rank: int) -> Ci
     if result is not False and ops:
         result = Circuit(layout.num_local, program.circuit.num_params)
         result.operations = ops
-    with _LOCAL_LOCK:
-        _LOCAL[key] = (weakref.ref(program), result)
-        while len(_LOCAL) > LOCAL_CIRCUIT_CACHE_SIZE:
-            _LOCAL.popitem(last=False)
+    _LOCAL.put(key, (weakref.ref(program), result))
     return result
 
 

@@ -20,14 +20,13 @@ controls, CNOT-like and SWAP permutations; anything else runs alone through the 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from ...cache import StructureCache
 from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
 from ...ir.kinds import Kind
 from ...program import contract_derivatives, exec_kind, kernel_matrix
@@ -433,10 +432,10 @@ class BlockedPlan:
         return out.view(np.float64)
 
 
-_PLANS: OrderedDict[tuple, BlockedPlan] = OrderedDict()
-_PLANS_LOCK = threading.Lock()
 PLAN_CACHE_SIZE = 16
 """Plans kept by circuit structure: the PennyLane device converts every tape into a new circuit."""
+
+_PLANS: StructureCache[BlockedPlan] = StructureCache("blocked plans", PLAN_CACHE_SIZE)
 
 
 def plan_of(program: Any, adjoint: bool) -> BlockedPlan:
@@ -449,16 +448,7 @@ def plan_of(program: Any, adjoint: bool) -> BlockedPlan:
     ops = program.operations
     key = (program.circuit.num_wires, adjoint, threads(),
            tuple((op.gate.name, op.wires, op.controls, op.control_values, op.inverse) for op in ops))
-    with _PLANS_LOCK:  # the cache is shared by every thread that simulates
-        plan = _PLANS.get(key)
-        if plan is not None:
-            _PLANS.move_to_end(key)
-    if plan is None:
-        plan = BlockedPlan(program, adjoint)
-        with _PLANS_LOCK:
-            _PLANS[key] = plan
-            while len(_PLANS) > PLAN_CACHE_SIZE:
-                _PLANS.popitem(last=False)
+    plan = _PLANS.get_or_build(key, lambda: BlockedPlan(program, adjoint))
     setattr(program, attr, plan)
     return plan
 
