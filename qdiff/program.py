@@ -9,13 +9,13 @@ Programs are cached on the circuit and rebuilt when it changes.
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .cache import StructureCache
 from .circuit import Circuit, Operation, ParamRef
 from .gates import GATES
 from .ir.kinds import Kind
@@ -199,6 +199,7 @@ class Program:
         # gates without parameters (CNOT, H, fixed unitaries) compile once, for both directions
         self._last: dict[str, tuple] = {}
         self._dplan: Any = None
+        self._support: dict[int, np.ndarray] | None = None
         self.data_batch = data_batch_size(circuit)
         fixed = [i for i in self.singles if not self.operations[i].params]
         self._constant_kernels = {
@@ -244,6 +245,25 @@ class Program:
         out = self._bind_derivatives(theta)
         self._last["derivatives"] = (key, out)
         return out
+
+    def derivative_support(self, index: int) -> np.ndarray:
+        """``(E, 2)`` index pairs where operation ``index``'s derivative matrices can be nonzero.
+
+        Structural: read once per program from the derivatives at a generic parameter point (seeded
+        values in [0.3, 2.9], away from the zeros of the trigonometric entries), so an entry that
+        vanishes only at special parameter values is still included.
+        """
+        if self._support is None:
+            generic = np.random.default_rng(20261207).uniform(0.3, 2.9, self.circuit.num_params)
+            support = {}
+            for i, derivs in self._bind_derivatives(generic).items():
+                if derivs:
+                    mask = np.zeros(np.shape(derivs[0][1])[-2:], dtype=bool)
+                    for _, d_u in derivs:
+                        mask |= np.any(np.asarray(d_u) != 0, axis=tuple(range(np.ndim(d_u) - 2)))
+                    support[i] = np.argwhere(mask)
+            self._support = support
+        return self._support[index]
 
     @property
     def generator_ops(self) -> frozenset[int]:
@@ -348,8 +368,7 @@ def data_batch_size(circuit: Circuit) -> int | None:
 PROGRAM_CACHE_SIZE = 32
 """Programs kept by circuit structure (the PennyLane device converts every tape into a new circuit)."""
 
-_PROGRAMS: OrderedDict[tuple, Program] = OrderedDict()
-_PROGRAMS_LOCK = threading.Lock()
+_PROGRAMS: StructureCache[Program] = StructureCache("programs", PROGRAM_CACHE_SIZE)
 
 
 def structure_key(circuit: Circuit) -> tuple | None:
@@ -385,18 +404,6 @@ def program_of(circuit: Circuit) -> Program:
     if cached is not None and cached[0] == circuit.version:
         return cached[1]
     key = structure_key(circuit)
-    prog = None
-    if key is not None:
-        with _PROGRAMS_LOCK:
-            prog = _PROGRAMS.get(key)
-            if prog is not None:
-                _PROGRAMS.move_to_end(key)
-    if prog is None:
-        prog = Program(circuit)
-        if key is not None:
-            with _PROGRAMS_LOCK:
-                _PROGRAMS[key] = prog
-                while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
-                    _PROGRAMS.popitem(last=False)
+    prog = Program(circuit) if key is None else _PROGRAMS.get_or_build(key, lambda: Program(circuit))
     circuit._program = (circuit.version, prog)  # type: ignore[attr-defined]
     return prog

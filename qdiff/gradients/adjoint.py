@@ -85,7 +85,8 @@ def backward_sweep(
             apply_kernel(backend, ket, kern)
         if derivs or index in matrix_ops:
             if r is None:
-                entries = _needed_entries(derivs) if kern.subspace is not None and index not in matrix_ops else None
+                entries = (program.derivative_support(index) if kern.subspace is not None and index not in matrix_ops
+                           else None)
                 r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values, entries)
                 apply_bra = True
             else:
@@ -101,14 +102,6 @@ def backward_sweep(
 
     run_sweep(backend, program, theta, bra, ket, grad, step, matrix_ops, executor)
     return grad, mgrads
-
-
-def _needed_entries(derivs: list) -> np.ndarray:
-    """``(E, 2)`` index pairs where some derivative matrix is nonzero: the entries of R the gradient reads."""
-    mask = np.zeros(np.shape(derivs[0][1])[-2:], dtype=bool)
-    for _, d_u in derivs:
-        mask |= np.any(np.asarray(d_u) != 0, axis=tuple(range(np.ndim(d_u) - 2)))
-    return np.argwhere(mask)
 
 
 def _fused_step(backend: Any, kern: Any, bra: Any, ket: Any) -> Any:
