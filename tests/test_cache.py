@@ -51,7 +51,7 @@ def test_get_or_build_builds_once_and_is_safe_across_threads() -> None:
 
     def hammer(i: int) -> None:
         for j in range(200):
-            c.get_or_build((i, j % 10), lambda: [j])
+            c.get_or_build((i, j % 10), lambda j=j: [j])
             c.get((i, (j + 1) % 10))
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
