@@ -86,14 +86,11 @@ def workloads(n: int) -> dict[str, tuple[Any, Any, np.ndarray]]:
 def backward_sweeps(num_wires: int, rows: int) -> int:
     """Backward sweeps of an adjoint Jacobian with ``rows`` outputs: rows are stacked while they fit.
 
-    The same rule as :func:`qdiff.gradients.adjoint.adjoint_jacobian` (``ROW_BATCH_BYTES`` of stacked
-    bra and ket rows per sweep, complex128, one parameter set).
+    The rule of :func:`qdiff.gradients.adjoint.adjoint_jacobian` (complex128, one parameter set).
     """
-    from qdiff.gradients.common import ROW_BATCH_BYTES
+    from qdiff.gradients.common import rows_per_batch
 
-    per_row = 2 * 2**num_wires * 16
-    chunk = max(1, min(rows, int(ROW_BATCH_BYTES // per_row)))
-    return -(-rows // chunk)
+    return -(-rows // rows_per_batch(num_wires, 1, 16, rows))
 
 
 def swap_counts(circuit: Any, theta: np.ndarray, num_global: int, sweeps: int) -> dict[str, dict[str, int]]:
@@ -179,20 +176,17 @@ def _gate_pass_time(local: int, repeats: int) -> dict[str, float]:
     state = be.zero_state(local, 1)
     m = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]], dtype=complex)
     times = []
-    for r in range(max(5, repeats)):
+    for _ in range(max(5, repeats)):
         t0 = time.perf_counter()
         for w in range(local):
             be.apply_matrix(state, m, (w,))
         times.append((time.perf_counter() - t0) / local)
-        del r
     med = statistics.median(times)
     return {"qubits": local, "median_s": med, "per_amplitude_s": med / 2**local}
 
 
 def _swap_time(be: Any, local: int, repeats: int) -> dict[str, float]:
     """Median seconds of one half-state exchange between the two ranks, and the bytes each sends."""
-    from qdiff.distributed.state import DistState  # noqa: F401  (the exchanger moves DistState slices)
-
     state = be.zero_state(local + 1, 1)
     times = _timed(lambda: be.exchanger.swap_half(state.local, local - 1, be.rank, 1 - be.rank), be.comm,
                    max(5, repeats))

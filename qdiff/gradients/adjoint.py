@@ -27,7 +27,7 @@ from ..memory import adjoint_footprint, check_policy, largest_that_fits, require
 from ..observables import pauli_sum_arrays
 from ..program import apply_kernel, compile_operation, contract_derivatives, program_of
 from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
-from .common import ROW_BATCH_BYTES, cotangent_bra, output_shape, real_cotangent
+from .common import cotangent_bra, output_shape, real_cotangent, rows_per_batch
 
 SHOTS_MESSAGE = (
     "the adjoint method computes exact (analytic) gradients and cannot use finite shots; "
@@ -219,8 +219,7 @@ def adjoint_jacobian(
                     [np.concatenate([q[1][i] for q in parts]) for i in range(len(measurements))], True)
     b = _batch_of(circuit, params)
     fixed_batch = batch_size(circuit, None) is not None
-    per_row = 2 * b * 2**n * dt.itemsize
-    chunk = 1 if fixed_batch else max(1, min(len(rows), int(ROW_BATCH_BYTES // per_row)))
+    chunk = 1 if fixed_batch else rows_per_batch(n, b, dt.itemsize, len(rows))
     if memory == "fit":
         chunk = largest_that_fits(lambda c: adjoint_footprint(n, b, dt, measurements, c, len(rows)), chunk,
                                    be)

@@ -20,6 +20,13 @@ ROW_BATCH_BYTES = 256 * 2**20
 """Memory budget for stacking several bras/shifted circuits into one batched sweep."""
 
 
+def rows_per_batch(num_wires: int, batch: int, itemsize: int, rows: int) -> int:
+    """How many rows (outputs or shifted circuits, two states each) are stacked per batched sweep:
+    as many as fit in ``ROW_BATCH_BYTES`` at ``batch`` parameter sets, at least one, at most ``rows``."""
+    per_row = 2 * batch * 2**num_wires * itemsize
+    return max(1, min(rows, int(ROW_BATCH_BYTES // per_row)))
+
+
 def as_list(measurements: Measurement | Sequence[Measurement]) -> tuple[list[Measurement], bool]:
     """(list of measurements, whether a single one was given)."""
     if isinstance(measurements, (list, tuple)):
@@ -131,8 +138,7 @@ def evaluate_rows(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     dt = resolve_dtype(dtype)
     n = circuit.num_wires
-    per_row = 2 * dt.itemsize * 2**n
-    chunk = max(1, min(rows.shape[0], int(ROW_BATCH_BYTES // per_row)))
+    chunk = rows_per_batch(n, 1, dt.itemsize, rows.shape[0])
     if memory == "fit":
         chunk = largest_that_fits(lambda k: rows_footprint(n, k, dt, measurements), chunk, be)
     require(rows_footprint(n, chunk, dt, measurements), "fewer circuit parameters, or memory='fit'"
