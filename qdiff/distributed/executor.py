@@ -98,7 +98,7 @@ def local_run(program: Any, indices: list[int], layout: Layout, rank: int) -> Ci
 
 
 def _runs(needs: list[tuple[int, ...]], order: list[int], state: Any, ahead: Lookahead, expressible: Any) -> Any:
-    """Walk ``order`` in runs that need no swap: yield ``(positions, indices)`` after localizing the first's needs.
+    """Walk ``order`` in runs that need no swap: each run's operation indices, after localizing its first needs.
 
     A run extends while the next operation's needs are already local and ``expressible(index)``
     holds; an operation that is not expressible is a run of its own.
@@ -114,7 +114,7 @@ def _runs(needs: list[tuple[int, ...]], order: list[int], state: Any, ahead: Loo
                 q += 1
         for k in range(p, q):
             lay.touch(needs[k])
-        yield list(range(p, q)), [order[k] for k in range(p, q)]
+        yield [order[k] for k in range(p, q)]
         p = q
 
 
@@ -131,7 +131,7 @@ def forward(backend: MPIBackend, program: Any, theta: np.ndarray, state: Any) ->
         return not any(lay.is_global(w) for w in kernels[i].wires)
 
     try:
-        for _, indices in _runs(needs, order, state, ahead, expressible):
+        for indices in _runs(needs, order, state, ahead, expressible):
             sub = local_run(program, indices, lay, backend.rank) if expressible(indices[0]) else False
             if sub is False:
                 for i in indices:
@@ -160,7 +160,7 @@ def sweep(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: A
         return not matrix_ops and not any(lay.is_global(w) for w in inverses[i].wires)
 
     try:
-        for _, indices in _runs(needs, order, ket, ahead, expressible):
+        for indices in _runs(needs, order, ket, ahead, expressible):
             bra.align_to(lay)
             sub = local_run(program, indices[::-1], lay, backend.rank) if expressible(indices[0]) else False
             if sub is False:
