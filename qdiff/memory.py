@@ -218,8 +218,15 @@ def adjoint_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any,
 
     Sweep, one row at a time: the state, its bra and the sweep's temporary, plus a copy of the state
     while rows remain. Several rows: the state, the bras, the stacked bra and the stacked ket copies.
+    A lone expectation reads its value from its bra ``O|psi>`` (nothing measured apart, no scaled copy).
     """
+    from .measure import Expval
+
     c = max(1, rows_per_sweep)
+    if len(measurements) == 1 and type(measurements[0]) is Expval:
+        build = 2.0 + _apply_temps(measurements[0].obs)
+        states = _phases(batch, 3.0, build, 0.0, shared_states(measurements, dtype))
+        return Footprint("an adjoint gradient", num_wires, np.dtype(dtype), states)
     sweep = (4.0 if total_rows > 1 else 3.0) if c == 1 else 1.0 + 3.0 * c
     measure = 1.0 + max((measurement_states(m, num_wires) for m in measurements), default=0.0)
     build = 1.0 + c + max((_bra_states(m) for m in measurements), default=0.0)

@@ -407,3 +407,27 @@ def program_of(circuit: Circuit) -> Program:
     prog = Program(circuit) if key is None else _PROGRAMS.get_or_build(key, lambda: Program(circuit))
     circuit._program = (circuit.version, prog)  # type: ignore[attr-defined]
     return prog
+
+
+def factor_operations(op: Operation) -> list[tuple[Operation, int | None]]:
+    """Split ``op`` into one-parameter factors, in application order, for differentiation.
+
+    Returns ``[(factor_op, gate_param_position or None), ...]``; a one-parameter gate is its own
+    single factor. Multi-parameter gates (Rot, U2, U3, CRot) use their declared factorisation, each
+    factor inheriting the op's controls; an inverted op has its factors reversed and inverted.
+    """
+    gate = op.gate
+    if not gate.factors:
+        return [(op, 0 if gate.num_params == 1 else None)]
+    out = []
+    for f in gate.factors:
+        fgate = GATES[f.gate]
+        if isinstance(f.param, int):
+            param, pos = op.params[f.param], f.param
+        else:
+            param, pos = float(f.param), None
+        wires = tuple(op.wires[t] for t in f.targets)
+        out.append((Operation(fgate, wires, (param,), op.controls, op.control_values, False, None, f.gate), pos))
+    if op.inverse:
+        out = [(fop.adjoint(), pos) for fop, pos in reversed(out)]
+    return out

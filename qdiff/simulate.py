@@ -14,8 +14,7 @@ from .backends import get_backend
 from .circuit import Circuit, Operation, check_theta
 from .engine import run_forward
 from .errors import ParameterError, StateError
-from .gates import GATES
-from .program import apply_kernel, compile_operation, program_of
+from .program import apply_kernel, compile_operation, factor_operations, program_of
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -89,25 +88,4 @@ def final_state(
     return state, batch is not None
 
 
-def factor_operations(op: Operation) -> list[tuple[Operation, int | None]]:
-    """Split ``op`` into one-parameter factors, in application order, for differentiation.
-
-    Returns ``[(factor_op, gate_param_position or None), ...]``; a one-parameter gate is its own
-    single factor. Multi-parameter gates (Rot, U2, U3, CRot) use their declared factorisation, each
-    factor inheriting the op's controls; an inverted op has its factors reversed and inverted.
-    """
-    gate = op.gate
-    if not gate.factors:
-        return [(op, 0 if gate.num_params == 1 else None)]
-    out = []
-    for f in gate.factors:
-        fgate = GATES[f.gate]
-        if isinstance(f.param, int):
-            param, pos = op.params[f.param], f.param
-        else:
-            param, pos = float(f.param), None
-        wires = tuple(op.wires[t] for t in f.targets)
-        out.append((Operation(fgate, wires, (param,), op.controls, op.control_values, False, None, f.gate), pos))
-    if op.inverse:
-        out = [(fop.adjoint(), pos) for fop, pos in reversed(out)]
-    return out
+__all__ = ["resolve_dtype", "batch_size", "initial_state", "apply_operation", "final_state", "factor_operations"]

@@ -18,7 +18,7 @@ from conftest import kernel_mode
 
 import qdiff as qd
 from qdiff.backends import get_backend
-from qdiff.engine import REFERENCE, Purpose, Request, executors, run_forward, select
+from qdiff.engine import REFERENCE, Purpose, Request, executors, run_expval_grad, run_forward, select
 from qdiff.errors import BackendError
 from qdiff.gradients.adjoint import backward_sweep
 from qdiff.program import program_of
@@ -79,6 +79,19 @@ def _sweep(name: str, circuit: qd.Circuit, theta: np.ndarray, ket: np.ndarray) -
     return grad
 
 
+def _observable(n: int) -> qd.Observable:
+    return qd.Z(0) @ qd.X(n - 1) + 0.5 * qd.Y(1) - 0.25 * qd.Z(1) @ qd.Z(2)
+
+
+def _expval_grad(name: str, circuit: qd.Circuit, theta: np.ndarray) -> tuple | None:
+    be = get_backend("numpy")
+    program, obs = program_of(circuit), _observable(circuit.num_wires)
+    state = initial_state(be, circuit, 1, np.complex128)
+    if not executors()[name].runs(Request(be, program, (state,), Purpose.EXPVAL_GRAD, observable=obs)):
+        return None
+    return run_expval_grad(be, program, theta, state, obs, executor=name)
+
+
 @pytest.mark.parametrize("n", [3, 7, 13, 14])
 def test_every_executor_matches_the_per_gate_numpy_reference(n: int) -> None:
     rng = np.random.default_rng(100 + n)
@@ -87,6 +100,7 @@ def test_every_executor_matches_the_per_gate_numpy_reference(n: int) -> None:
         with kernel_mode("numpy"):
             ref_state = _forward("reference", circuit, theta)
             ref_grad = _sweep("reference", circuit, theta, ref_state)
+            ref_value, ref_obs_grad = _expval_grad("reference", circuit, theta)
         for name in CPU_EXECUTORS:
             state = _forward(name, circuit, theta)
             if state is not None:
@@ -95,6 +109,11 @@ def test_every_executor_matches_the_per_gate_numpy_reference(n: int) -> None:
             grad = _sweep(name, circuit, theta, ref_state)
             if grad is not None:
                 np.testing.assert_allclose(grad, ref_grad, atol=1e-9, err_msg=f"{name} sweep, {family}")
+                ran[name] += 1
+            one_call = _expval_grad(name, circuit, theta)
+            if one_call is not None:
+                np.testing.assert_allclose(one_call[0], ref_value, atol=1e-10, err_msg=f"{name} value, {family}")
+                np.testing.assert_allclose(one_call[1], ref_obs_grad, atol=1e-9, err_msg=f"{name} grad, {family}")
                 ran[name] += 1
     expected = {"reference"} | ({"compiled-program"} if n <= 12 else {"blocked"})
     assert {name for name, count in ran.items() if count} == expected, ran
@@ -114,6 +133,11 @@ def test_selection_is_a_function_of_backend_size_dtype_and_request() -> None:
         return select(Request(backend, program_of(circuit), states, purpose, matrix_ops)).name
 
     assert pick(small) == "compiled-program" and pick(small, purpose=Purpose.SWEEP) == "compiled-program"
+    state = np.zeros((1, 16), dtype=np.complex128)
+    for obs, expected in ((qd.Z(0) + qd.X(1), "compiled-program"), (qd.Hermitian(np.eye(2), 0), "reference")):
+        assert select(Request(be, program_of(small), (state,), Purpose.EXPVAL_GRAD, observable=obs)).name == expected
+    assert select(Request(be, program_of(large), (np.zeros((1, 2**14), complex),), Purpose.EXPVAL_GRAD,
+                          observable=qd.Z(0))).name == "reference"  # forward and sweep are then blocked
     assert pick(large) == "blocked" and pick(large, purpose=Purpose.SWEEP) == "blocked"
     assert pick(large, np.complex64) == "blocked"  # blocked passes compute complex64 in double precision
     assert pick(small, np.complex64) == "reference"

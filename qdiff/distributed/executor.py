@@ -10,7 +10,7 @@ Between swaps the layout is fixed, so a run of consecutive operations whose targ
 one circuit on the rank's local wires: controls on global wires are resolved by the rank's bits (the
 operation is dropped where they do not match, the control dropped where they do). That local circuit
 runs through the local backend's own executors (:func:`qdiff.engine.run_forward` and the adjoint
-:func:`~qdiff.gradients.adjoint.backward_sweep`: compiled, cache-blocked passes on the CPU). An
+:func:`~qdiff.engine.run_sweep`: compiled, cache-blocked passes on the CPU). An
 operation that cannot be written on local wires (a diagonal or a Pauli rotation with a target still
 global) runs alone through the MPI backend's primitives.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from ..cache import StructureCache
 from ..circuit import Circuit, Operation
-from ..engine import Executor, register, run_forward
+from ..engine import Executor, register, run_forward, run_sweep
 from ..ir.kinds import Kind
 from ..program import Kernel, apply_kernel, program_of
 from .backend import MPIBackend
@@ -145,8 +145,6 @@ def forward(backend: MPIBackend, program: Any, theta: np.ndarray, state: Any) ->
 def sweep(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: Any, grad: Any,
           step: Callable[[int], None], matrix_ops: tuple[int, ...] = ()) -> None:
     """The backward sweep on distributed bra and ket; the gradient is summed over ranks once at the end."""
-    from ..gradients.adjoint import backward_sweep
-
     inverses = program.kernels(theta, inverse=True)
     trainable = set(program.trainable) | set(matrix_ops)
     order = list(range(len(inverses) - 1, -1, -1))
@@ -167,8 +165,7 @@ def sweep(backend: MPIBackend, program: Any, theta: np.ndarray, bra: Any, ket: A
                 for i in indices:
                     step(i)
             elif sub is not None:
-                part, _ = backward_sweep(backend.local_backend, sub, theta, bra.local, ket.local)
-                grad += part
+                run_sweep(backend.local_backend, program_of(sub), theta, bra.local, ket.local, grad)
     finally:
         bra.layout.lookahead = ket.layout.lookahead = None
         deferred, backend.defer_reductions = backend.defer_reductions, False

@@ -6,10 +6,21 @@ MPI backend registers its own when :mod:`qdiff.distributed` is imported.
 """
 
 from .cpu import BLOCKED, COMPILED_PROGRAM
-from .executors import REFERENCE, Executor, Purpose, Request, executors, register, run_forward, run_sweep, select
+from .executors import (
+    REFERENCE,
+    Executor,
+    Purpose,
+    Request,
+    executors,
+    register,
+    run_expval_grad,
+    run_forward,
+    run_sweep,
+    select,
+)
 
 register(COMPILED_PROGRAM)
 register(BLOCKED)
 
 __all__ = ["Executor", "Purpose", "Request", "REFERENCE", "register", "executors", "select", "run_forward",
-           "run_sweep"]
+           "run_sweep", "run_expval_grad"]

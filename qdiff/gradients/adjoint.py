@@ -16,34 +16,19 @@ from typing import Any
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.numba import whole_circuit
-from ..circuit import Circuit, Operation, ParamRef, check_theta
-from ..engine import run_sweep
+from ..circuit import Circuit, check_theta
+from ..engine import run_expval_grad, run_sweep
 from ..errors import DifferentiationError
-from ..gates import Generator
-from ..ir.kinds import Kind
 from ..measure import Expval, Measurement
 from ..memory import adjoint_footprint, check_policy, largest_that_fits, require, split_batch, vjp_footprint
-from ..observables import pauli_sum_arrays
-from ..program import apply_kernel, compile_operation, contract_derivatives, program_of
-from ..simulate import batch_size, factor_operations, final_state, initial_state, resolve_dtype
+from ..program import program_of
+from ..simulate import batch_size, final_state, initial_state, resolve_dtype
 from .common import cotangent_bra, output_shape, real_cotangent, rows_per_batch
 
 SHOTS_MESSAGE = (
     "the adjoint method computes exact (analytic) gradients and cannot use finite shots; "
     "use method='parameter-shift' (or diff_method='parameter-shift') for shot-based gradients"
 )
-
-
-def generator_element(backend: Any, bra: Any, ket: Any, gen: Generator, wires: tuple, controls: tuple,
-                      cvals: tuple) -> Any:
-    """``<bra| (P_controls x H) |ket>`` for a gate generator, per batch entry."""
-    if gen.pauli is not None and len(wires) > 2 and not controls:
-        word = {w: p for w, p in zip(wires, gen.pauli, strict=True) if p != "I"}
-        if not word:
-            return gen.coeff * backend.inner(bra, ket)
-        return gen.coeff * backend.inner(bra, backend.apply_pauli(ket, word))
-    return backend.matrix_element(bra, ket, gen.dense(), wires, controls, cvals)
 
 
 def backward_sweep(
@@ -59,79 +44,15 @@ def backward_sweep(
 
     Per gate: un-apply it from the ket, form the reduced outer product ``R = tr_rest |ket><bra|`` on
     its (controlled) targets, read every parameter derivative as ``2 Re sum(dU * R)``, un-apply it
-    from the bra: three passes over the state whatever the number of parameters. Wide gates
-    (PauliRot/MultiRZ on many wires) use their generator directly instead.
+    from the bra (:class:`qdiff.engine.reference.SweepStep`): three passes over the state whatever the
+    number of parameters. Wide gates (PauliRot/MultiRZ on many wires) use their generator directly.
     ``dU[i]`` is the gradient w.r.t. the matrix of QubitUnitary op ``i`` (for ``i`` in ``matrix_ops``)
     in PyTorch's convention ``dL/dRe U + i dL/dIm U``. The sweep runs through the executor
     :func:`qdiff.engine.select` picks, or the one named by ``executor``.
     """
-    xp = backend.xp
-    grad = xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
-    mgrads: dict[int, Any] = {}
-    program = program_of(circuit)
-    inverses = program.kernels(theta, inverse=True)
-    all_derivs = program.derivatives(theta)
-
-    def step(index: int) -> None:
-        """Un-apply operation ``index`` from ket and bra, reading its derivatives in between."""
-        op = circuit.operations[index]
-        derivs = all_derivs.get(index, [])
-        if derivs is None:
-            _sweep_factors(backend, op, theta, bra, ket, grad)
-            return
-        kern = inverses[index]
-        r = _fused_step(backend, kern, bra, ket) if derivs or index in matrix_ops else None
-        if r is None:
-            apply_kernel(backend, ket, kern)
-        if derivs or index in matrix_ops:
-            if r is None:
-                entries = (program.derivative_support(index) if kern.subspace is not None and index not in matrix_ops
-                           else None)
-                r = backend.reduced_outer(bra, ket, op.wires, op.controls, op.control_values, entries)
-                apply_bra = True
-            else:
-                apply_bra = False
-            contract_derivatives(xp, grad, derivs, r)
-            if index in matrix_ops:
-                g = 2.0 * xp.conj(r)  # gradient w.r.t. the applied matrix
-                mgrads[index] = xp.conj(xp.swapaxes(g, -1, -2)) if op.inverse else g
-            if apply_bra:
-                apply_kernel(backend, bra, kern)
-            return
-        apply_kernel(backend, bra, kern)
-
-    run_sweep(backend, program, theta, bra, ket, grad, step, matrix_ops, executor)
+    grad = backend.xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
+    mgrads = run_sweep(backend, program_of(circuit), theta, bra, ket, grad, matrix_ops, executor)
     return grad, mgrads
-
-
-def _fused_step(backend: Any, kern: Any, bra: Any, ket: Any) -> Any:
-    """Un-apply a one-target gate from ket and bra and return R in one pass, when the backend can."""
-    step = getattr(backend, "adjoint_step", None)
-    if step is None or len(kern.wires) != 1 or kern.kind not in (Kind.DENSE, Kind.DIAGONAL):
-        return None
-    data = np.asarray(kern.data)
-    if kern.kind == Kind.DIAGONAL:
-        if data.ndim != 1:
-            return None
-        data = np.diag(data)
-    elif data.ndim != 2:
-        return None
-    return step(bra, ket, data, kern.wires[0], kern.controls, kern.control_values)
-
-
-def _sweep_factors(backend: Any, op: Operation, theta: np.ndarray, bra: Any, ket: Any, grad: Any) -> None:
-    """Differentiate a wide gate factor by factor through its generators (no dense matrices)."""
-    for fop, pos in reversed(factor_operations(op)):
-        ref = op.params[pos] if pos is not None else None
-        if isinstance(ref, ParamRef):
-            gen = fop.gate.generator(fop.hyper, len(fop.wires))
-            if fop.inverse:
-                gen = gen.negated()
-            val = generator_element(backend, bra, ket, gen, fop.wires, fop.controls, fop.control_values)
-            grad[:, ref.index] += (-2.0 * ref.coeff) * backend.xp.imag(val)
-        kern = compile_operation(fop, theta, inverse=True)
-        apply_kernel(backend, ket, kern)
-        apply_kernel(backend, bra, kern)
 
 
 def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any) -> tuple:
@@ -144,30 +65,14 @@ def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any
     return be, dt, theta, state, batched
 
 
-def _compiled_expval(circuit: Circuit, measurements: list[Measurement], params: Any, backend: Any, dtype: Any,
-                     shots: Any) -> tuple | None:
-    """Value and gradient of one Pauli-sum expval in one compiled call (small states on the CPU), or None.
-
-    For a few qubits Python's per-call work dominates; this path validates, then binds the gates, runs
-    the forward pass, the expectation and the backward sweep in a single numba call.
-    """
-    n = circuit.num_wires
-    if shots is not None or len(measurements) != 1 or type(measurements[0]) is not Expval \
-            or n > whole_circuit.MAX_QUBITS:
-        return None
-    be = get_backend(backend, n)
-    if not whole_circuit.enabled(be) or resolve_dtype(dtype) != np.complex128:
-        return None
-    arrays = pauli_sum_arrays(measurements[0].obs, n)
-    if arrays is None:
-        return None
+def _expval_jacobian(circuit: Circuit, m: Expval, params: Any, be: Any, dt: np.dtype) -> tuple:
+    """One expectation's value and gradient from the initial state (:func:`qdiff.engine.run_expval_grad`)."""
     theta, tb = check_theta(circuit, params)
     batch = batch_size(circuit, tb)
-    state = initial_state(be, circuit, batch or 1, np.complex128)
-    out = whole_circuit.try_expval_grad(be, program_of(circuit), theta, state, arrays)
-    if out is None:
-        return None
-    return [out[0]], [out[1]], batch is not None
+    state = initial_state(be, circuit, batch or 1, dt)
+    values, grad = run_expval_grad(be, program_of(circuit), theta, state, m.obs)
+    values = np.real(be.to_numpy(values)).astype(np.finfo(dt).dtype)
+    return [values], [be.to_numpy(grad)], batch is not None
 
 
 def _split_batch(run: Any, circuit: Circuit, params: Any, shots: Any, fp_of: Any, be: Any) -> Any:
@@ -201,8 +106,6 @@ def adjoint_jacobian(
     check_policy(memory)
     if shots is not None:
         raise DifferentiationError(SHOTS_MESSAGE)
-    if (fast := _compiled_expval(circuit, measurements, params, backend, dtype, shots)) is not None:
-        return fast
     n, dt = circuit.num_wires, resolve_dtype(dtype)
     be = get_backend(backend, n)
     rows: list[tuple[int, int]] = []
@@ -225,6 +128,8 @@ def adjoint_jacobian(
                                    be)
     hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
     require(adjoint_footprint(n, b, dt, measurements, chunk, len(rows)), hint, be)
+    if len(measurements) == 1 and type(measurements[0]) is Expval:
+        return _expval_jacobian(circuit, measurements[0], params, be, dt)
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dt, shots)
     from ..measure import measure
 
@@ -315,4 +220,4 @@ def adjoint_vjp(
     return values, be.to_numpy(g), {k: be.to_numpy(v) for k, v in mg.items()}, batched
 
 
-__all__ = ["adjoint_jacobian", "adjoint_vjp", "backward_sweep", "generator_element", "SHOTS_MESSAGE"]
+__all__ = ["adjoint_jacobian", "adjoint_vjp", "backward_sweep", "SHOTS_MESSAGE"]

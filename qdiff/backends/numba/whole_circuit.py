@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from ...ir.kinds import Kind
+from ...observables import pauli_sum_arrays
 from ...program import exec_kind, kernel_matrix
 from ...spectral import spectral_plan
 from .jit import CACHE
@@ -373,20 +374,24 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
     grad += part
 
 
-def try_expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray, pauli_sum: tuple) -> Any:
-    """``(<O> (B,), d<O>/dtheta (B, P))`` in one compiled call for a Pauli-sum ``O``, or None.
-
-    ``pauli_sum`` is :func:`qdiff.observables.pauli_sum_arrays`' output; ``state`` is the initial
-    state (consumed).
-    """
+def expval_grad_accepts(backend: Any, program: Any, state: np.ndarray, observable: Any) -> bool:
+    """Whether :func:`expval_grad` can run: a Pauli-sum observable and a program bound from its spectral form."""
     p = _usable(backend, program, state)
-    if p is None or p.spectral is None:
-        return None
+    return (p is not None and p.spectral is not None
+            and pauli_sum_arrays(observable, program.circuit.num_wires) is not None)
+
+
+def expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray, observable: Any) -> tuple:
+    """``(<O> (B,), d<O>/dtheta (B, P))`` in one compiled call for a Pauli sum ``O``.
+
+    ``state`` is the initial state (consumed); ``expval_grad_accepts`` must hold.
+    """
+    p = packing(program)
     sp = p.spectral
     b = state.shape[0]
     mats, dmats = p.matrices(theta, b, derivatives=True)
     values = np.zeros(b)
     grad = np.zeros((b, program.circuit.num_params))
     run_expval_grad(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, sp.occ_start, sp.occ_param,
-                    sp.occ_coeff, dmats, *pauli_sum, values, grad)
+                    sp.occ_coeff, dmats, *pauli_sum_arrays(observable, program.circuit.num_wires), values, grad)
     return values, grad
