@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,7 @@ from pennylane.measurements import (
 from pennylane.operation import StatePrepBase
 from pennylane.ops import Adjoint, Conditional, Controlled, MidMeasure
 
+import qdiff.dynamic as qdyn
 import qdiff.measure as qm
 from qdiff.cache import StructureCache
 from qdiff.circuit import Circuit, Operation, ParamRef
@@ -141,14 +143,24 @@ class ParamSlot:
     broadcast: bool = False
 
 
-@dataclass
-class Step:
-    """One step of a dynamic (mid-circuit measurement) schedule."""
+def condition_mask(mv: Any, outcomes: dict[Any, np.ndarray]) -> np.ndarray:
+    """Rows (trajectories) where the mid-circuit measurement condition ``mv`` holds."""
+    mcms = list(mv.measurements)
+    rows = len(next(iter(outcomes.values()))) if outcomes else 1
+    vals = np.stack([outcomes[m] for m in mcms], axis=1) if mcms else np.zeros((rows, 0), dtype=int)
+    mask = np.zeros(vals.shape[0], dtype=bool)
+    combos, inverse = np.unique(vals, axis=0, return_inverse=True)
+    for c, combo in enumerate(combos):
+        if bool(mv.concretize(dict(zip(mcms, (int(x) for x in combo), strict=True)))):
+            mask |= np.asarray(inverse).reshape(-1) == c
+    return mask
 
-    kind: str  # "ops" | "mcm" | "cond" | "proj" (postselection by a basis-state Projector)
-    start: int = 0
-    stop: int = 0
-    op: Any = None  # the MidMeasure, or the Conditional's MeasurementValue
+
+def _postselect_step(op: Any, wire_map: dict[Any, int]) -> qdyn.Postselect:
+    bits = np.asarray(op.data[0])
+    if bits.shape != (len(op.wires),) or not np.isin(bits, (0, 1)).all():
+        raise DeviceError(f"{op.name} in the circuit must project onto a basis state (bits per wire), got {bits}")
+    return qdyn.Postselect(tuple(wire_map[w] for w in op.wires), tuple(int(b) for b in bits))
 
 
 @dataclass
@@ -161,17 +173,21 @@ class Converted:
     wire_order: list[Any]
     wire_map: dict[Any, int]
     slots: list[ParamSlot]
-    schedule: list[Step] = field(default_factory=list)
+    schedule: list[qdyn.Step] = field(default_factory=list)
 
     @property
     def dynamic(self) -> bool:
         """True when the tape has mid-circuit measurements (run shot by shot)."""
-        return any(s.kind in ("mcm", "cond") for s in self.schedule)
+        return any(isinstance(s, (qdyn.Measure, qdyn.Conditional)) for s in self.schedule)
 
     @property
     def postselects(self) -> bool:
         """True when the tape projects onto basis states (deferred postselection)."""
-        return any(s.kind == "proj" for s in self.schedule)
+        return any(isinstance(s, qdyn.Postselect) for s in self.schedule)
+
+    def dynamic_circuit(self) -> qdyn.DynamicCircuit:
+        """The circuit with its schedule of measurements, postselections and conditionals."""
+        return qdyn.DynamicCircuit(self.circuit, self.schedule)
 
 
 def wire_order_for(tape: Any, device_wires: Any) -> list[Any]:
@@ -322,7 +338,7 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
     num_params = len(tape.par_info)
     refs_set = set(range(num_params)) if refs is None else set(refs)
     b = _Builder(len(wire_order), wire_map, refs_set, batch)
-    schedule: list[Step] = []
+    schedule: list[qdyn.Step] = []
     idx = 0
     start = 0
     for k, op in enumerate(ops):
@@ -330,21 +346,21 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
             b.state_prep(op, idx)
         elif isinstance(op, MidMeasure):
             stop = len(b.circuit.operations)
-            schedule.append(Step("ops", start, stop))
-            schedule.append(Step("mcm", op=op))
+            schedule.append(qdyn.Gates(start, stop))
+            schedule.append(qdyn.Measure(wire_map[op.wires[0]], op, bool(op.reset)))
             start = stop
         elif isinstance(op, Conditional):
             stop = len(b.circuit.operations)
-            schedule.append(Step("ops", start, stop))
+            schedule.append(qdyn.Gates(start, stop))
             b.gate(op.base, idx)
             start = len(b.circuit.operations)
-            schedule.append(Step("cond", stop, start, op=op.meas_val))
+            schedule.append(qdyn.Conditional(stop, start, functools.partial(condition_mask, op.meas_val)))
         elif op.name == "Projector":
             for _ in op.data:
                 b.slots.append(ParamSlot("const"))
             stop = len(b.circuit.operations)
-            schedule.append(Step("ops", start, stop))
-            schedule.append(Step("proj", op=op))
+            schedule.append(qdyn.Gates(start, stop))
+            schedule.append(_postselect_step(op, wire_map))
             start = stop
         elif isinstance(op, StatePrepBase):
             raise DeviceError(f"{op.name} in the middle of a circuit must be decomposed before qdiff.qubit runs it")
@@ -352,7 +368,7 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
             b.gate(op, idx)
         idx += len(op.data)
     if schedule:
-        schedule.append(Step("ops", start, len(b.circuit.operations)))
+        schedule.append(qdyn.Gates(start, len(b.circuit.operations)))
     for _ in range(num_params - idx):
         b.slots.append(ParamSlot("obs"))
     b.circuit.num_params = len(b.columns)
@@ -557,7 +573,7 @@ def differentiable_plans(plans: Sequence[MeasPlan]) -> bool:
 
 
 __all__ = [
-    "Converted", "MeasPlan", "ParamSlot", "Step", "convert_tape", "convert_operations",
+    "Converted", "MeasPlan", "ParamSlot", "condition_mask", "convert_tape", "convert_operations",
     "convert_observable", "plan_measurement", "plan_measurements", "supports_operation", "unwrap",
     "native_operation", "matrix_fallback", "observable_supported",
     "UnsupportedObservable", "wire_order_for", "differentiable_plans",

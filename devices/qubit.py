@@ -43,10 +43,11 @@ from pennylane.wires import Wires
 
 import qdiff.measure as qm
 from qdiff.backends import cupy_status, get_backend
+from qdiff.dynamic import run as run_dynamic
 from qdiff.errors import QDiffError
 from qdiff.gates import ALIASES, GATES
 from qdiff.memory import check_policy, forward_footprint, require
-from qdiff.simulate import apply_operation, final_state, initial_state
+from qdiff.simulate import final_state
 from qdiff.threads import check_num_threads, num_threads
 
 from .convert import (
@@ -497,20 +498,7 @@ class QDiffQubit(Device):
         batch = conv.batch_size
         plans = plan_measurements(tape, conv.wire_map)
         self._check_forward(be, conv, plans, tape, batch or 1)
-        state = initial_state(be, conv.circuit, batch or 1, self._c_dtype)
-        index = np.arange(2**n)
-        for step in conv.schedule:
-            if step.kind == "ops":
-                for op in conv.circuit.operations[step.start:step.stop]:
-                    apply_operation(be, state, op, conv.theta)
-                continue
-            keep = np.ones(2**n, dtype=bool)
-            for w, bit in zip(step.op.wires, np.asarray(step.op.data[0]).astype(int), strict=True):
-                keep &= ((index >> (n - 1 - conv.wire_map[w])) & 1) == bit
-            state *= be.asarray(keep.astype(float))[None, :]
-            norm = be.xp.sqrt(be.xp.sum(be.xp.abs(state) ** 2, axis=1))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                state /= norm[:, None]
+        state, _ = run_dynamic(conv.dynamic_circuit(), conv.theta, batch=batch, backend=be, dtype=self._c_dtype)
         return tape_results(be, state, batch is not None, plans, tape.shots, self._rng, conv.wire_order,
                             conv.wire_map)
 
@@ -528,39 +516,10 @@ class QDiffQubit(Device):
         self._check_forward(be, conv, plans, tape, chunk)
         mps = tape.measurements
         shots_out: list[Any] = []
-        idx_bits = np.arange(2**n)
+        dc = conv.dynamic_circuit()
         for start in range(0, total, chunk):
             s = min(chunk, total - start)
-            state = initial_state(be, conv.circuit, s, self._c_dtype)
-            outcomes: dict[Any, np.ndarray] = {}
-            for step in conv.schedule:
-                if step.kind == "ops":
-                    for op in conv.circuit.operations[step.start:step.stop]:
-                        apply_operation(be, state, op, conv.theta)
-                elif step.kind == "mcm":
-                    w = conv.wire_map[step.op.wires[0]]
-                    p = be.to_numpy(be.probs(state, (w,)))
-                    p1 = p[:, 1] / np.maximum(p.sum(axis=1), 1e-300)
-                    out = (self._rng.random(s) < p1).astype(np.int64)
-                    bit = (idx_bits >> (n - 1 - w)) & 1
-                    keep = be.asarray((bit[None, :] == out[:, None]).astype(float))
-                    norm = np.sqrt(np.where(out == 1, p1, 1 - p1)).clip(1e-300)
-                    state *= keep
-                    state /= be.asarray(norm[:, None])
-                    if step.op.reset and out.any():
-                        rows = np.nonzero(out)[0]
-                        sub = state[rows]
-                        be.apply_permutation(sub, (1, 0), (w,))
-                        state[rows] = sub
-                    outcomes[step.op] = out
-                else:  # conditional operation
-                    mask = _condition_mask(step.op, outcomes, s)
-                    if mask.any():
-                        rows = np.nonzero(mask)[0]
-                        sub = state[rows]
-                        for op in conv.circuit.operations[step.start:step.stop]:
-                            apply_operation(be, sub, op, conv.theta)
-                        state[rows] = sub
+            state, outcomes = run_dynamic(dc, conv.theta, batch=s, backend=be, dtype=self._c_dtype, rng=self._rng)
             shots_out.extend(_one_shot_rows(be, state, plans, mps, outcomes, self._rng, conv))
         return tuple(shots_out)
 
@@ -716,18 +675,6 @@ def _format_jacobian(tape: Any, conv: Any, jacs: list[np.ndarray]) -> Any:
                 entries.append(np.zeros(jac.shape[:-1]))
         per_meas.append(entries[0] if n_params == 1 else tuple(entries))
     return per_meas[0] if len(per_meas) == 1 else tuple(per_meas)
-
-
-def _condition_mask(mv: Any, outcomes: dict[Any, np.ndarray], s: int) -> np.ndarray:
-    """Rows (trajectories) where the mid-circuit measurement condition ``mv`` holds."""
-    mcms = list(mv.measurements)
-    vals = np.stack([outcomes[m] for m in mcms], axis=1) if mcms else np.zeros((s, 0), dtype=int)
-    mask = np.zeros(s, dtype=bool)
-    combos, inverse = np.unique(vals, axis=0, return_inverse=True)
-    for c, combo in enumerate(combos):
-        if bool(mv.concretize(dict(zip(mcms, (int(x) for x in combo), strict=True)))):
-            mask |= np.asarray(inverse).reshape(-1) == c
-    return mask
 
 
 def _one_shot_rows(be: Any, state: Any, plans: list, mps: Any, outcomes: dict, rng: Any, conv: Any) -> list[Any]:
