@@ -385,17 +385,21 @@ def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tu
     n = int(state.shape[-1]).bit_length() - 1
     if n > ZDIAG_CACHE_MAX_QUBITS:
         return z_diagonal(backend.xp, n, zterms), rest
-    key = (backend.name, n)
+    from .backends import placement
+
+    where = placement(backend)
+    key = (where, n)
     cache = obs.__dict__.setdefault("_zdiag", {})  # per observable: the diagonal only depends on n
     if key not in cache:
         cache.clear()
         # and across observables with the same terms (the PennyLane device converts one per call)
-        cache[key] = _shared_z_diagonal(backend.xp, n, tuple((float(c), t.wires) for c, t in zterms))
+        cache[key] = _shared_z_diagonal(backend.xp, where, n, tuple((float(c), t.wires) for c, t in zterms))
     return cache[key], rest
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_z_diagonal(xp: Any, num_wires: int, terms: tuple[tuple[float, tuple[int, ...]], ...]) -> Any:
+def _shared_z_diagonal(xp: Any, where: tuple, num_wires: int, terms: tuple[tuple[float, tuple[int, ...]], ...]) -> Any:
+    """The Z diagonal of ``terms``, shared by observables with the same terms on the same device ``where``."""
     diag = z_diagonal(xp, num_wires, [(c, PauliWord({w: "Z" for w in wires})) for c, wires in terms])
     if xp is np:
         diag.flags.writeable = False  # shared between observables with the same terms

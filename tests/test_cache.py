@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
+import qdiff as qd
 from qdiff.cache import StructureCache, nbytes_of
 
 
@@ -60,3 +62,21 @@ def test_get_or_build_builds_once_and_is_safe_across_threads() -> None:
     for t in threads:
         t.join()
     assert len(c) <= 8 and c.hits + c.misses > 0
+
+
+def test_z_diagonals_are_cached_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    # two GPUs stand in as two placements of the numpy backend: a diagonal built for one is not reused on the other
+    import qdiff.backends as backends
+    from qdiff.observables import as_linear_combination, split_diagonal_terms
+
+    be = backends.get_backend("numpy")
+    obs = as_linear_combination(qd.Z(0) + 0.5 * qd.Z(1) @ qd.Z(2) + qd.X(0))
+    state = np.zeros((1, 8), dtype=complex)
+    device = {"id": 0}
+    monkeypatch.setattr(backends, "placement", lambda backend: ("cuda", device["id"]))
+    on_0, _ = split_diagonal_terms(be, state, obs)
+    assert split_diagonal_terms(be, state, obs)[0] is on_0
+    device["id"] = 1
+    on_1, _ = split_diagonal_terms(be, state, obs)
+    assert on_1 is not on_0
+    np.testing.assert_array_equal(on_1, on_0)

@@ -35,6 +35,17 @@ def cupy_status() -> tuple[bool, str]:
     return True, f"{count} CUDA device(s)"
 
 
+def placement(backend: Any) -> tuple:
+    """Where ``backend`` keeps its arrays, for cache keys: ``("cuda", device id)`` for CuPy (the current
+    device), else ``(backend name,)``. Arrays cached for one GPU are never handed to another."""
+    name = getattr(backend, "name", type(backend).__name__)
+    if name == "cupy":
+        import cupy
+
+        return ("cuda", int(cupy.cuda.runtime.getDevice()))
+    return (name,)
+
+
 def get_backend(name: str | Any = "numpy", num_wires: int | None = None) -> Any:
     """Return the backend object for ``name`` ("numpy", "cupy", "auto"), or ``name`` if it is one."""
     global _CUPY
@@ -64,4 +75,4 @@ def get_backend(name: str | Any = "numpy", num_wires: int | None = None) -> Any:
     raise BackendError(f"unknown backend {name!r}; choose 'numpy', 'cupy', 'auto' or 'mpi'")
 
 
-__all__ = ["NumpyBackend", "get_backend", "cupy_status", "AUTO_GPU_MIN_QUBITS"]
+__all__ = ["NumpyBackend", "get_backend", "cupy_status", "placement", "AUTO_GPU_MIN_QUBITS"]
