@@ -245,6 +245,17 @@ def test_inconsistent_batch_sizes():
     qdiff.state(c, np.zeros((1, 1)))
 
 
+@pytest.mark.parametrize("n", [3, 13])
+def test_empty_parameter_batch_is_refused(n: int) -> None:
+    c = Circuit(n)
+    p = c.params(1)
+    c.rx(p[0], wires=0)
+    with pytest.raises(ParameterError, match="at least one parameter set"):
+        qdiff.state(c, np.zeros((0, 1)))
+    with pytest.raises(ParameterError, match="at least one parameter set"):
+        qdiff.grad(c, Z(0), np.zeros((0, 1)))
+
+
 def test_bad_dtype_and_backend():
     c = _base()
     for dt in (np.float64, "float32", "bogus", np.int64):

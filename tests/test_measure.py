@@ -156,6 +156,27 @@ def test_diagonal_folding_of_z_terms_matches_dense():
     assert qdiff.var(rc.circuit, obs, rc.theta) == pytest.approx(v, abs=1e-12)
 
 
+@pytest.mark.parametrize(("n", "batch"), [(1, 1), (3, 2), (9, 1), (13, 3), (16, 1)])
+def test_diagonal_expectation_matches_numpy(n: int, batch: int) -> None:
+    rng = np.random.default_rng(n)
+    state = rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n))
+    diag = rng.normal(size=2**n)
+    be = qdiff.get_backend("numpy")
+    got = be.expval_diagonal(state, diag)
+    np.testing.assert_allclose(got, (np.abs(state) ** 2) @ diag, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 13])
+def test_array_coefficients_in_z_sums(n: int) -> None:
+    c = Circuit(n)
+    p = c.params(1)
+    c.rx(p[0], wires=0)
+    obs = qdiff.LinearCombination((np.array(0.5), np.array(1.0)), (Z(0), Z(1)))
+    assert qdiff.expval(c, obs, [0.3]) == pytest.approx(0.5 * np.cos(0.3) + 1.0, abs=1e-12)
+    value, grad = qdiff.value_and_grad(c, obs, [0.3])
+    assert grad[0] == pytest.approx(-0.5 * np.sin(0.3), abs=1e-12)
+
+
 def test_product_distributes_over_sums():
     rc, rng = _circuit(9, n=3)
     psi = qdiff.state(rc.circuit, rc.theta)
