@@ -13,6 +13,10 @@ Sections, each appended to the JSON as soon as it is measured (a run cut short k
 - ``sel``: forward (``qdiff.expval``) and adjoint gradient (``qdiff.jacobian(..., method="adjoint")``) of a
   StronglyEntanglingLayers circuit with ``<sum_i Z_i>``, n = 16..30, cupy vs qdiff's numpy backend (numpy
   only up to ``--numpy-max-qubits``; results compared where both ran);
+- ``fused_pass``: one fused pass of the ``cupy-blocked`` executor (the first of SEL L=2 at ``--gate-qubits``,
+  forward and adjoint launch) as effective bandwidth against the copy bandwidth;
+- ``fused``: SEL L=2 forward and adjoint gradient (``run_forward``/``run_sweep``) on the CuPy backend with
+  the ``cupy-blocked`` executor against the per-gate ``reference`` executor, n = 16..28 (``--fused-*``);
 - ``batched``: adjoint gradients for 1024 parameter sets at n = 8..14, one batched call vs a loop of single
   circuits (the loop is timed on a subset and scaled), as gradients per second.
 
@@ -24,6 +28,7 @@ PennyLane; the circuit is built with the native qdiff API, the same gate sequenc
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -307,6 +312,137 @@ def sel_sweep(qubits: list[int], layers: int, dtypes: list[str], numpy_max: int,
             save(out)
 
 
+def _executor_forward(be: Any, program: Any, theta: np.ndarray, n: int, dt: str, executor: str) -> Any:
+    from qdiff.engine import run_forward
+
+    state = be.zero_state(n, 1, dt)
+    run_forward(be, program, theta, state, executor=executor)
+    return state
+
+
+def _executor_state(be: Any, program: Any, theta: np.ndarray, n: int, dt: str, executor: str) -> np.ndarray:
+    """The final state on the host (so the call is synchronous)."""
+    return be.to_numpy(_executor_forward(be, program, theta, n, dt, executor))
+
+
+def _executor_gradient(be: Any, program: Any, theta: np.ndarray, h: Any, n: int, dt: str, executor: str) -> Any:
+    """Forward pass, bra ``H|psi>`` and the adjoint sweep with ``executor`` (host gradient, so synchronous)."""
+    from qdiff.engine import run_sweep
+    from qdiff.observables import apply_observable
+
+    state = _executor_forward(be, program, theta, n, dt, executor)
+    bra = apply_observable(be, state, h)
+    grad = be.xp.zeros((1, program.circuit.num_params), dtype=float)
+    run_sweep(be, program, theta, bra, state, grad, executor=executor)
+    return be.to_numpy(grad)
+
+
+def fused_pass(n: int, layers: int, copy_bw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first fused pass of SEL at ``n`` qubits, forward and adjoint launch alone: time and bandwidth."""
+    import cupy
+
+    from qdiff.backends.cuda import passes
+    from qdiff.engine import gpu as gpu_executor
+    from qdiff.program import program_of
+
+    be = qdiff.get_backend("cupy")
+    c = sel_circuit(n, layers)
+    program, theta = program_of(c), weights(n, layers)
+    rows = []
+    for dt in ("complex64", "complex128"):
+        try:
+            be.check_memory(n, 1, dt, copies=2.5)
+            state = be.zero_state(n, 1, dt)
+            state[:] = 1 / math.sqrt(2**n)
+            ref = copy_bw.get(dt, {}).get("GBps_read_plus_write")
+            for adjoint in (False, True):
+                itemsize = np.dtype(dt).itemsize
+                plan = passes.plan_of(program, adjoint, passes.block_bits(n, itemsize, 2 if adjoint else 1))
+                kernels = program.kernels(theta, inverse=adjoint)
+                packed = plan.pack(gpu_executor.dense_matrices(plan, kernels), 1, dt)
+                mats, ops = be.asarray(packed), plan.device_ops(be.xp)
+                fp = next(p for p in plan.passes if p.blocked)
+                if adjoint:
+                    other = state.copy()
+                    call = plan.adjoint_call(fp, 1, dt, 0)
+                    partial = cupy.zeros(plan.partial_shape(call, 1), dtype=np.float64)
+                    bound = {"bra": other, "ket": state, "partial": partial}
+                    nbytes = 4 * state.nbytes
+                else:
+                    call = plan.forward_call(fp, 1, dt, 0)
+                    bound = {"state": state}
+                    nbytes = 2 * state.nbytes
+                t = time_gpu(functools.partial(be.launch, call, dt, ops=plan.op_view(ops, fp), mats=mats, **bound),
+                             reps=5, warmup=1)
+                gbs = nbytes / t["median_s"] / 1e9
+                what = "adjoint" if adjoint else "forward"
+                rows.append({"n": n, "dtype": dt, "what": what, "ops_in_pass": len(fp.items), "chunk_bits": plan.m,
+                             "passes": len(plan.passes), "threads_per_block": call.block, "grid": call.grid,
+                             "shared_bytes": call.shared_mem, **t, "bytes_moved": nbytes, "GBps": gbs,
+                             "fraction_of_copy": gbs / ref if ref else None})
+                log(f"  fused pass n={n} {dt:10s} {what:8s} {len(fp.items):3d} ops {t['median_s'] * 1e3:8.3f} ms "
+                    f"{gbs:6.0f} GB/s" + (f"  {gbs / ref:5.0%} of copy" if ref else ""))
+                bound.clear()
+        except Exception as exc:
+            record_error("fused_pass", {"n": n, "dtype": dt}, exc)
+        state = other = None
+        cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def fused_sweep(qubits: list[int], layers: int, dtypes: list[str], budget: Budget, out: Path) -> None:
+    """SEL forward and adjoint gradient with the cupy-blocked executor vs the per-gate reference executor."""
+    from qdiff.program import program_of
+
+    be = qdiff.get_backend("cupy")
+    rows = RESULTS.setdefault("fused", [])
+    last: dict[tuple[str, str, str], tuple[int, float]] = {}
+    for dt in dtypes:
+        for n in qubits:
+            c, h, theta = sel_circuit(n, layers), hamiltonian(n), weights(n, layers)
+            program = program_of(c)
+            vals: dict[tuple[str, str], Any] = {}
+            for executor in ("cupy-blocked", "reference"):
+                for what in ("forward", "adjoint_gradient"):
+                    key = (dt, executor, what)
+                    if key in last:
+                        n0, t0 = last[key]
+                        projected = 3 * t0 * 2.1 ** (n - n0)
+                        if not budget.fits(projected):
+                            rows.append({"n": n, "dtype": dt, "executor": executor, "what": what,
+                                         "skipped": f"projected {projected:.0f} s > budget left {budget.left():.0f} s"})
+                            continue
+                    if what == "forward":
+                        fn = functools.partial(_executor_state, be, program, theta, n, dt, executor)
+                    else:
+                        fn = functools.partial(_executor_gradient, be, program, theta, h, n, dt, executor)
+                    try:
+                        t, val = time_wall(fn, reps=3 if n <= 24 else 1)
+                    except Exception as exc:
+                        record_error("fused", {"n": n, "dtype": dt, "executor": executor, "what": what}, exc)
+                        continue
+                    last[key] = (n, t["median_s"])
+                    vals[(executor, what)] = val
+                    rows.append({"n": n, "layers": layers, "dtype": dt, "executor": executor, "what": what,
+                                 "gates": len(c), **t})
+                    log(f"  fused SEL n={n:2d} {dt:10s} {executor:12s} {what:16s} {t['median_s']:9.4f} s")
+                    val = None
+            for what in ("forward", "adjoint_gradient"):
+                a, b = vals.get(("cupy-blocked", what)), vals.get(("reference", what))
+                if a is not None and b is not None:
+                    ta, tb = (next(r["median_s"] for r in rows if r.get("n") == n and r.get("dtype") == dt
+                                   and r.get("executor") == ex and r.get("what") == what and "median_s" in r)
+                              for ex in ("cupy-blocked", "reference"))
+                    RESULTS.setdefault("fused_compare", []).append(
+                        {"n": n, "dtype": dt, "what": what, "max_abs_diff_vs_reference": float(np.max(np.abs(a - b))),
+                         "speedup_vs_reference": tb / ta})
+                    log(f"    cupy-blocked vs reference {what}: max |diff| {np.max(np.abs(a - b)):.2e}, "
+                        f"speedup x{tb / ta:.1f}")
+            vals.clear()
+            be.xp.get_default_memory_pool().free_all_blocks()
+            save(out)
+
+
 def batched_sweep(qubits: list[int], layers: int, batch: int, loop_count: int, dtype: str, with_numpy: bool,
                   budget: Budget, out: Path) -> None:
     rows = RESULTS.setdefault("batched", [])
@@ -362,10 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--loop-count", type=int, default=64, help="single-circuit gradients timed for the loop")
     ap.add_argument("--no-numpy-batched", action="store_true")
+    ap.add_argument("--fused-min-qubits", type=int, default=16)
+    ap.add_argument("--fused-max-qubits", type=int, default=28)
     args = ap.parse_args(argv)
     if args.quick:
         args.gate_qubits, args.min_qubits, args.max_qubits, args.numpy_max_qubits = 20, 12, 18, 14
         args.batch, args.loop_count = 128, 16
+        args.fused_min_qubits, args.fused_max_qubits = 12, 18
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = Budget(args.budget)
@@ -390,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS["per_gate"] = per_gate(args.gate_qubits, RESULTS["bandwidth"])
         save(out)
         dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+        RESULTS["fused_pass"] = fused_pass(args.gate_qubits, args.layers, RESULTS["bandwidth"])
+        save(out)
+        fused_sweep(list(range(args.fused_min_qubits, args.fused_max_qubits + 1, 2)), args.layers, dtypes,
+                    Budget(min(budget.left(), args.budget * 0.3)), out)
         batched_sweep(list(range(8, 15, 2)) if not args.quick else [8, 10], args.layers, args.batch, args.loop_count,
                       "complex128", not args.no_numpy_batched, Budget(min(budget.left(), args.budget * 0.25)), out)
         sel_sweep(list(range(args.min_qubits, args.max_qubits + 1, 2)), args.layers, dtypes, args.numpy_max_qubits,

@@ -6,13 +6,15 @@
 # Steps (each logged; a failing step does not stop the later ones):
 #   1. install the wheels carried in .whl/ (if any) into /tmp/site: nothing else is fetched;
 #   2. report the GPU, Python and the packages qdiff needs (numpy, scipy, cupy; numba optional);
-#   3. pytest tests/test_cupy_backend.py (kernel compile, index model, every CupyBackend primitive vs
-#      NumpyBackend on the GPU). It runs with --noconftest: tests/conftest.py imports PennyLane, which the
-#      GPU machine lacks, and this file needs none of it;
+#   3. pytest tests/test_cupy_backend.py tests/test_cupy_executor.py (kernel compile, index model, every
+#      CupyBackend primitive vs NumpyBackend on the GPU; the cupy-blocked executor's fused passes vs the
+#      reference executor). It runs with --noconftest: tests/conftest.py imports PennyLane, which the GPU
+#      machine lacks, and these files need none of it;
 #   4. the whole suite with QDIFF_TEST_BACKEND=cupy, only if PennyLane imports (carry its wheels in .whl/,
 #      e.g. `pip download --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
 #      -d .whl pennylane==0.45.1 pennylane-lightning==0.45.0` plus their missing dependencies);
-#   5. benchmarks/gpu_bench.py (bandwidth, per-gate times at n=28, SEL forward/adjoint n=16..30,
+#   5. benchmarks/gpu_bench.py (bandwidth, per-gate times at n=28, one fused pass at n=28, SEL forward/
+#      adjoint with the cupy-blocked vs reference executor n=16..28, SEL forward/adjoint n=16..30,
 #      batched gradients), within GPU_BENCH_BUDGET seconds.
 # Files written: gpu_check.log, summary.json, pytest_cupy.xml, pytest_suite.xml (step 4), gpu_bench.json.
 #
@@ -70,11 +72,11 @@ if ! "$PY" -c "import qdiff, cupy; from qdiff.backends import cupy_status; asser
 fi
 
 # -- 3. CuPy backend tests ---------------------------------------------------------------------------
-stamp "pytest tests/test_cupy_backend.py"
-timeout "${GPU_TESTS_TIMEOUT:-240}" "$PY" -m pytest tests/test_cupy_backend.py --noconftest -p no:cacheprovider \
-    -q -rs --durations=10 --junitxml="$RESULTS/pytest_cupy.xml"
+stamp "pytest tests/test_cupy_backend.py tests/test_cupy_executor.py"
+timeout "${GPU_TESTS_TIMEOUT:-240}" "$PY" -m pytest tests/test_cupy_backend.py tests/test_cupy_executor.py \
+    --noconftest -p no:cacheprovider -q -rs --durations=10 --junitxml="$RESULTS/pytest_cupy.xml"
 RC_TESTS=$?
-stamp "cupy backend tests: exit $RC_TESTS"
+stamp "cupy backend and executor tests: exit $RC_TESTS"
 
 # -- 4. full suite on the cupy backend ---------------------------------------------------------------
 RC_SUITE="skipped"

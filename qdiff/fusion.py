@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .ir.kinds import Kind
-from .program import exec_kind
+from .program import exec_kind, kernel_matrix
 
 U1, CU1, CSEL, U2, SWAP_SUB = 0, 1, 2, 3, 4
 """Op codes: one-target matrix; one-target matrix on the half where the control has value ``v``;
@@ -88,3 +90,70 @@ def fuse(ops: list[Any], items: list[tuple[int, BlockOp]]) -> list[BlockOp | int
 
 
 __all__ = ["BlockOp", "classify", "fuse", "U1", "CU1", "CSEL", "U2", "SWAP_SUB"]
+
+
+def block_sequence(ops: list[Any], adjoint: bool, width: int) -> list[BlockOp | int]:
+    """The operations as blocked ops and lone operation indices, in execution order.
+
+    Forward: fused (:func:`fuse`). Adjoint: last operation first, unfused, one source operation per op.
+    An operation whose wires and controls exceed ``width`` runs alone; identities are dropped.
+    """
+    order = range(len(ops) - 1, -1, -1) if adjoint else range(len(ops))
+    items: list[tuple[int, BlockOp | None]] = []
+    for i in order:
+        if exec_kind(ops[i].gate) is None:
+            continue
+        bop = classify(ops[i])
+        if bop is not None and len(set(ops[i].controls + ops[i].wires)) > width:
+            bop = None
+        items.append((i, bop))
+    if not adjoint:
+        return fuse(ops, items)
+    seq: list[BlockOp | int] = []
+    for i, bop in items:
+        if bop is not None:
+            bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
+        seq.append(bop if bop is not None else i)
+    return seq
+
+
+def dense_matrices(items: list[Any], kernels: list[Any]) -> dict[int, Any]:
+    """The matrices of the source operations of blocked ops ``items`` from their bound ``kernels`` (the
+    inverses in an adjoint sweep): None for a CNOT fused into a CSEL and for SWAP_SUB ops, which carry none."""
+    dense: dict[int, Any] = {}
+    for bop in items:
+        if not isinstance(bop, BlockOp):
+            continue
+        for i, _ in bop.parts:
+            if i not in dense:
+                perm = kernels[i].kind == Kind.PERMUTATION and bop.code in (CSEL, SWAP_SUB)
+                dense[i] = None if perm or bop.code == SWAP_SUB else kernel_matrix(kernels[i])
+    return dense
+
+
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+
+
+def op_matrices(items: list[BlockOp], dense: dict[int, Any], batch: int) -> np.ndarray:
+    """``(Bm, G, 16)`` complex op data of the blocked ops ``items`` from their sources' dense matrices:
+    a product of parts (U1, CU1, U2, row-major), two 2x2 halves (CSEL), nothing (SWAP_SUB)."""
+    out = np.zeros((batch, len(items), 16), dtype=np.complex128)
+    for g, bop in enumerate(items):
+        if bop.code == SWAP_SUB:
+            continue
+        if bop.code == CSEL:
+            halves = [np.eye(2, dtype=complex), np.eye(2, dtype=complex)]
+            for i, half in bop.parts:
+                mat = _X if dense[i] is None else dense[i]
+                for h in (0, 1):
+                    if half in (-1, h):
+                        halves[h] = mat @ halves[h]
+            out[:, g, 0:4] = np.broadcast_to(halves[0], (batch, 2, 2)).reshape(batch, 4)
+            out[:, g, 4:8] = np.broadcast_to(halves[1], (batch, 2, 2)).reshape(batch, 4)
+            continue
+        u = None
+        for i, _ in bop.parts:
+            u = dense[i] if u is None else dense[i] @ u
+        d = u.shape[-1]
+        out[:, g, : d * d] = np.broadcast_to(u, (batch, d, d)).reshape(batch, d * d)
+    return out

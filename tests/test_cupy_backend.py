@@ -226,6 +226,26 @@ def representative_calls() -> list[gim.KernelCall]:
         calls.append(gim.plan_reduced_outer(4, 2, dt, (1,)))
         calls.append(gim.plan_reduced_outer(4, 2, dt, (3, 1), (0,), (1,)))
     calls.append(gim.plan_search(2, 8, 10))
+    return calls + fused_calls()
+
+
+def fused_calls() -> list[gim.KernelCall]:
+    """Forward and adjoint fused-pass launches (qdiff.backends.cuda.passes) in both precisions."""
+    import qdiff
+    from qdiff.backends.cuda import passes
+    from qdiff.program import program_of
+
+    c = qdiff.Circuit(6)
+    p = c.params(4)
+    c.add("RY", p[0], wires=[0]).add("CNOT", wires=[0, 5]).add("CRX", p[1], wires=[2, 3]).add("SWAP", wires=[1, 4])
+    c.add("IsingXX", p[2], wires=[3, 0]).add("Rot", p[3], p[0], p[1], wires=[4])
+    calls = []
+    for adjoint in (False, True):
+        plan = passes.FusedPlan(program_of(c), adjoint, 4)
+        fp = next(fp for fp in plan.passes if fp.blocked)
+        for dt in DTYPES:
+            launch = plan.adjoint_call if adjoint else plan.forward_call
+            calls.append(launch(fp, 3, dt, plan.matrix_size))
     return calls
 
 
@@ -633,7 +653,7 @@ class _FakeCupy:
 
         self._lib = lib
         self.cuda = SimpleNamespace(runtime=SimpleNamespace(memGetInfo=lambda: (8 << 30, 16 << 30),
-                                                            getDeviceCount=lambda: 1))
+                                                            getDeviceCount=lambda: 1, getDevice=lambda: 0))
         self.random = SimpleNamespace(RandomState=lambda seed: SimpleNamespace(
             random_sample=lambda size, dtype=np.float64: np.random.RandomState(seed % 2**32).random_sample(size)
             .astype(dtype)))
@@ -691,7 +711,7 @@ def gpu(request):
     fake = _FakeCupy(lib)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cupy_backend, "cupy", fake)
-        mp.setattr(cupy_backend, "_MODULE", None)
+        mp.setattr(cupy_backend, "_MODULES", {})
         mp.setattr(cupy_backend, "_KERNELS", {})
         mp.setattr(backends, "cupy_status", lambda: (True, "emulated CuPy"))
         yield fake, cupy_backend.CupyBackend()

@@ -39,11 +39,8 @@ def placement(backend: Any) -> tuple:
     """Where ``backend`` keeps its arrays, for cache keys: ``("cuda", device id)`` for CuPy (the current
     device), else ``(backend name,)``. Arrays cached for one GPU are never handed to another."""
     name = getattr(backend, "name", type(backend).__name__)
-    if name == "cupy":
-        import cupy
-
-        return ("cuda", int(cupy.cuda.runtime.getDevice()))
-    return (name,)
+    device = getattr(backend, "device_id", None)
+    return (name,) if device is None else ("cuda", device)
 
 
 def get_backend(name: str | Any = "numpy", num_wires: int | None = None) -> Any:

@@ -6,8 +6,10 @@ the state. Gate data (matrices, diagonals, angles) may be numpy or CuPy arrays.
 
 The kernels live in ``kernels.cu`` (compiled once per process by NVRTC through ``cupy.RawModule``);
 ``index_model`` plans each launch (bit masks, launch geometry, gate data reordered to ascending
-target wires), so the planning is tested on machines without a GPU. Small unbatched gate data travels
-as kernel arguments (no host-to-device copy per gate); batched or larger data as device arrays.
+target wires), so the planning is tested on machines without a GPU; the fused passes of the
+``cupy-blocked`` executor (:mod:`qdiff.engine.gpu`) are planned by ``passes`` and run through
+:meth:`CupyBackend.launch`. Small unbatched gate data travels as kernel arguments (no host-to-device
+copy per gate); batched or larger data as device arrays.
 
 Nothing runs silently on the CPU. The host only does bookkeeping on gate-sized data (masks, reordering a
 2^k x 2^k matrix, cos/sin of an angle). Where no kernel covers a case, the fallback is CuPy array code on
@@ -39,7 +41,7 @@ KERNEL_SOURCE = Path(__file__).with_name("kernels.cu")
 
 _TEMPLATED = (
     "qd_apply_1q", "qd_apply_2q", "qd_apply_diag", "qd_swap", "qd_pauli_apply", "qd_pauli_rot",
-    "qd_apply_kq", "qd_perm", "qd_pauli_expval", "qd_matel",
+    "qd_apply_kq", "qd_perm", "qd_pauli_expval", "qd_matel", "qd_fused_pass", "qd_fused_adjoint",
 )
 NAME_EXPRESSIONS = tuple(
     [f"{k}<{r}>" for k in _TEMPLATED for r in ("float", "double")]
@@ -47,8 +49,9 @@ NAME_EXPRESSIONS = tuple(
 )
 """Every kernel instantiation CuPy asks NVRTC for (qd_search_cdf is extern "C")."""
 
-_MODULE: Any = None
-_KERNELS: dict[str, Any] = {}
+_MODULES: dict[int, Any] = {}
+"""The compiled kernel module per CUDA device (a module's functions belong to the device it was loaded on)."""
+_KERNELS: dict[tuple[int, str], Any] = {}
 
 
 def _require_cupy() -> Any:
@@ -61,14 +64,15 @@ def _require_cupy() -> Any:
 
 def kernel(name: str) -> Any:
     """The compiled kernel ``name`` (a name expression such as ``qd_apply_1q<double>``)."""
-    global _MODULE
-    k = _KERNELS.get(name)
+    cp = _require_cupy()
+    device = int(cp.cuda.runtime.getDevice())
+    k = _KERNELS.get((device, name))
     if k is None:
-        cp = _require_cupy()
-        if _MODULE is None:
-            _MODULE = cp.RawModule(code=KERNEL_SOURCE.read_text(), options=("-std=c++17",),
-                                   name_expressions=NAME_EXPRESSIONS)
-        k = _KERNELS[name] = _MODULE.get_function(name)
+        module = _MODULES.get(device)
+        if module is None:
+            module = _MODULES[device] = cp.RawModule(code=KERNEL_SOURCE.read_text(), options=("-std=c++17",),
+                                                     name_expressions=NAME_EXPRESSIONS)
+        k = _KERNELS[(device, name)] = module.get_function(name)
     return k
 
 
@@ -100,6 +104,11 @@ class CupyBackend:
         self.xp = cp
         self._dummies: dict[tuple[str, str], Any] = {}
         self._red: dict[str, Any] | None = None
+
+    @property
+    def device_id(self) -> int:
+        """The current CUDA device (where new states are allocated): part of every cache key of device arrays."""
+        return int(cupy.cuda.runtime.getDevice())
 
     # -- memory and conversion --------------------------------------------------------------------
     def available_memory(self) -> tuple[int, str]:
@@ -152,7 +161,7 @@ class CupyBackend:
         return num_qubits(state), int(state.shape[0])
 
     def _dummy(self, name: str, dtype: Any) -> Any:
-        key = (name, np.dtype(dtype).str)
+        key = (self.device_id, name, np.dtype(dtype).str)
         arr = self._dummies.get(key)
         if arr is None:
             dt = {"dummy": dtype, "dummy_real": np.dtype(dtype).type(0).real.dtype, "dummy_int": np.int32}[name]
@@ -175,6 +184,11 @@ class CupyBackend:
                 args.append(a)
         kernel(call.name_expression)(call.grid, (call.block,), tuple(args), shared_mem=call.shared_mem)
         return bound
+
+    def launch(self, call: gim.KernelCall, dtype: Any, **bound: Any) -> dict[str, Any]:
+        """Run a planned kernel call (e.g. a fused pass of :mod:`qdiff.backends.cuda.passes`) with its
+        placeholder arguments bound to the device arrays ``bound``; returns ``bound`` with allocated outputs."""
+        return self._launch(call, dtype, **bound)
 
     @staticmethod
     def _gate_array(x: Any, dtype: Any) -> Any:

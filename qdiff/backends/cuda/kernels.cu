@@ -486,6 +486,141 @@ QD_HD void search_cdf_thread(const QdIdx& id, QD_SEARCH_PARAMS) {
 }
 
 // ================================================================================================
+// fused passes (the cupy-blocked executor): a CUDA block owns chunks of 2^m amplitudes that differ only
+// in the pass's local bits (`lmask`, m set bits): chunk c is the amplitudes base(c) | pdep(l, lmask),
+// base(c) = insert_zero_bits(c, lmask), l = 0..2^m-1. A chunk is loaded into shared memory, every op of
+// the pass is applied to it in order (one __syncthreads between ops), and it is written back. Ops are
+// QD_OP_FIELDS ints each: code, a, b, c, d, matrix offset, R slot (codes and fields as qdiff.fusion and
+// qdiff/backends/cuda/passes.py):
+//   U1 (0): 2x2 matrix on local bit b;              CU1 (1): 2x2 on bit b where local bit a equals c;
+//   CSEL (2): 2x2 on bit b, matrix 0 where bit a is 0, matrix 1 (4 entries on) where it is 1;
+//   U2 (3): 4x4 on bits (a, b), a the matrix's more significant target;
+//   SWAP_SUB (4): for every local index i with bits a, b clear, swap buf[i + c] and buf[i + d].
+// Matrices (row-major, per batch entry at mats + b * mstride) start at the op's matrix offset.
+
+#define QD_OP_FIELDS 7
+#define QD_OP_U1 0
+#define QD_OP_CU1 1
+#define QD_OP_CSEL 2
+#define QD_OP_U2 3
+
+template <typename R>
+QD_HD void fused_load_thread(const QdIdx& id, const cplx<R>* psi, cplx<R>* buf, u64 base, u64 lmask, int m) {
+    for (u64 l = id.tx; l < ((u64)1 << m); l += id.bd) buf[l] = psi[base | pdep(l, lmask)];
+}
+
+template <typename R>
+QD_HD void fused_store_thread(const QdIdx& id, cplx<R>* psi, const cplx<R>* buf, u64 base, u64 lmask, int m) {
+    for (u64 l = id.tx; l < ((u64)1 << m); l += id.bd) psi[base | pdep(l, lmask)] = buf[l];
+}
+
+template <typename R>
+QD_HD void fused_pair(cplx<R>* buf, u64 i0, u64 i1, const cplx<R>* u) {
+    const cplx<R> a0 = buf[i0], a1 = buf[i1];
+    buf[i0] = u[0] * a0 + u[1] * a1;
+    buf[i1] = u[2] * a0 + u[3] * a1;
+}
+
+// one op of a pass on the chunk in buf (2^m amplitudes); mat: the op's matrices
+template <typename R>
+QD_HD void fused_op_thread(const QdIdx& id, cplx<R>* buf, int m, const int* op, const cplx<R>* mat) {
+    const int code = op[0];
+    const u64 size = (u64)1 << m;
+    const u64 sb = (u64)1 << op[2];
+    if (code == QD_OP_U1 || code == QD_OP_CSEL) {
+        const int nmat = code == QD_OP_CSEL ? 8 : 4;
+        cplx<R> u[8];
+        for (int e = 0; e < nmat; ++e) u[e] = mat[e];
+        for (int e = nmat; e < 8; ++e) u[e] = u[e - 4];
+        for (u64 p = id.tx; p < size / 2; p += id.bd) {
+            const u64 i0 = insert_zero_bits(p, sb);
+            const int half = code == QD_OP_CSEL ? (int)((i0 >> op[1]) & 1) : 0;
+            fused_pair<R>(buf, i0, i0 | sb, u + 4 * half);
+        }
+        return;
+    }
+    const u64 sa = (u64)1 << op[1];
+    if (code == QD_OP_CU1) {
+        cplx<R> u[4];
+        for (int e = 0; e < 4; ++e) u[e] = mat[e];
+        const u64 cset = op[3] ? sa : 0;
+        for (u64 p = id.tx; p < size / 4; p += id.bd) {
+            const u64 i0 = insert_zero_bits(p, sa | sb) | cset;
+            fused_pair<R>(buf, i0, i0 | sb, u);
+        }
+        return;
+    }
+    if (code == QD_OP_U2) {
+        cplx<R> u[16];
+        for (int e = 0; e < 16; ++e) u[e] = mat[e];
+        for (u64 p = id.tx; p < size / 4; p += id.bd) {
+            const u64 i0 = insert_zero_bits(p, sa | sb);
+            const u64 idx[4] = {i0, i0 | sb, i0 | sa, i0 | sa | sb};
+            cplx<R> x[4];
+            for (int r = 0; r < 4; ++r) x[r] = buf[idx[r]];
+            for (int r = 0; r < 4; ++r)
+                buf[idx[r]] = u[4 * r] * x[0] + u[4 * r + 1] * x[1] + u[4 * r + 2] * x[2] + u[4 * r + 3] * x[3];
+        }
+        return;
+    }
+    const u64 offa = (u64)op[3], offb = (u64)op[4];  // SWAP_SUB
+    for (u64 p = id.tx; p < size / 4; p += id.bd) {
+        const u64 i = insert_zero_bits(p, sa | sb);
+        const cplx<R> t = buf[i + offa];
+        buf[i + offa] = buf[i + offb];
+        buf[i + offb] = t;
+    }
+}
+
+// this thread's share of R[x][y] = sum conj(bra_x) ket_y on the op's targets (CU1: its control half only),
+// as a 4x4 complex matrix in 32 doubles (row-major (re, im) pairs; one-target ops fill the 2x2 corner)
+template <typename R>
+QD_HD void fused_reduce_thread(const QdIdx& id, const cplx<R>* bb, const cplx<R>* kb, int m, const int* op,
+                               double* acc) {
+    for (int e = 0; e < 32; ++e) acc[e] = 0.0;
+    const int code = op[0];
+    const u64 size = (u64)1 << m;
+    const u64 sb = (u64)1 << op[2];
+    int nrow = 2;
+    u64 fixed = sb, cset = 0, offs[4] = {0, sb, 0, 0};
+    if (code == QD_OP_U2) {
+        const u64 sa = (u64)1 << op[1];
+        nrow = 4;
+        fixed = sa | sb;
+        offs[2] = sa;
+        offs[3] = sa | sb;
+    } else if (code == QD_OP_CU1) {
+        fixed = sb | ((u64)1 << op[1]);
+        cset = op[3] ? ((u64)1 << op[1]) : 0;
+    }
+    const u64 ngroups = size >> (fixed == sb ? 1 : 2);
+    for (u64 p = id.tx; p < ngroups; p += id.bd) {
+        const u64 i0 = insert_zero_bits(p, fixed) | cset;
+        dcplx bv[4], kv[4];
+        for (int r = 0; r < nrow; ++r) {
+            bv[r] = widen(bb[i0 | offs[r]]);
+            kv[r] = widen(kb[i0 | offs[r]]);
+        }
+        for (int x = 0; x < nrow; ++x)
+            for (int y = 0; y < nrow; ++y) {
+                const dcplx v = dconj_mul(bv[x], kv[y]);
+                acc[2 * (4 * x + y)] += v.re;
+                acc[2 * (4 * x + y) + 1] += v.im;
+            }
+    }
+}
+
+// parameters: state(s), sizes, local bits, ops (nops x QD_OP_FIELDS), matrices; the adjoint adds R partials
+// partial[((b * gridDim.x + blockIdx.x) * nslots + slot) * 32 + e] (zeroed by the host, accumulated over chunks)
+#define QD_FUSED_PASS_PARAMS(R)                                                                        \
+    cplx<R>*state, u64 dim, int batch, u64 nchunks, u64 lmask, int m, int nops, const int *ops,        \
+        const cplx<R>*mats, long long mstride
+#define QD_FUSED_PASS_ARGS state, dim, batch, nchunks, lmask, m, nops, ops, mats, mstride
+#define QD_FUSED_ADJOINT_PARAMS(R)                                                                     \
+    cplx<R>*bra, cplx<R>*ket, u64 dim, int batch, u64 nchunks, u64 lmask, int m, int nops,             \
+        const int *ops, const cplx<R>*mats, long long mstride, int nslots, double *partial
+
+// ================================================================================================
 // device kernels
 
 #if QD_DEVICE_CODE
@@ -575,6 +710,85 @@ __global__ void qd_outer(QD_OUTER_PARAMS(R)) {
     }
 }
 
+// sum of each thread's acc[0..31] over the block, added by threads 0..31 into out[0..31] (blockDim.x a
+// multiple of 32, at most 1024); every thread of the block must call it
+__device__ void fused_block_add(const double* acc, double* out) {
+    __shared__ double qd_red[32 * 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+    for (int e = 0; e < 32; ++e) {
+        double v = acc[e];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) qd_red[warp * 32 + e] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double v = 0.0;
+        for (int w = 0; w < nwarps; ++w) v += qd_red[w * 32 + threadIdx.x];
+        out[threadIdx.x] += v;
+    }
+    __syncthreads();
+}
+
+// dynamic shared memory: 2^m * sizeof(cplx<R>) bytes
+template <typename R>
+__global__ void qd_fused_pass(QD_FUSED_PASS_PARAMS(R)) {
+    extern __shared__ __align__(16) unsigned char qd_smem[];
+    cplx<R>* buf = reinterpret_cast<cplx<R>*>(qd_smem);
+    const QdIdx id = qd_idx();
+    for (u64 b = id.by; b < (u64)batch; b += id.gy) {
+        cplx<R>* psi = state + b * dim;
+        const cplx<R>* mb = mats + b * (u64)mstride;
+        for (u64 chunk = id.bx; chunk < nchunks; chunk += id.gx) {
+            const u64 base = insert_zero_bits(chunk, lmask);
+            fused_load_thread<R>(id, psi, buf, base, lmask, m);
+            __syncthreads();
+            for (int g = 0; g < nops; ++g) {
+                const int* op = ops + g * QD_OP_FIELDS;
+                fused_op_thread<R>(id, buf, m, op, mb + op[5]);
+                __syncthreads();
+            }
+            fused_store_thread<R>(id, psi, buf, base, lmask, m);
+            __syncthreads();
+        }
+    }
+}
+
+// dynamic shared memory: 2 * 2^m * sizeof(cplx<R>) bytes (bra chunk, then ket chunk)
+template <typename R>
+__global__ void qd_fused_adjoint(QD_FUSED_ADJOINT_PARAMS(R)) {
+    extern __shared__ __align__(16) unsigned char qd_smem[];
+    cplx<R>* bb = reinterpret_cast<cplx<R>*>(qd_smem);
+    cplx<R>* kb = bb + ((u64)1 << m);
+    const QdIdx id = qd_idx();
+    double acc[32];
+    for (u64 b = id.by; b < (u64)batch; b += id.gy) {
+        cplx<R>* bpsi = bra + b * dim;
+        cplx<R>* kpsi = ket + b * dim;
+        const cplx<R>* mb = mats + b * (u64)mstride;
+        double* rows = partial + (b * id.gx + id.bx) * (u64)nslots * 32;
+        for (u64 chunk = id.bx; chunk < nchunks; chunk += id.gx) {
+            const u64 base = insert_zero_bits(chunk, lmask);
+            fused_load_thread<R>(id, bpsi, bb, base, lmask, m);
+            fused_load_thread<R>(id, kpsi, kb, base, lmask, m);
+            __syncthreads();
+            for (int g = 0; g < nops; ++g) {
+                const int* op = ops + g * QD_OP_FIELDS;
+                fused_op_thread<R>(id, kb, m, op, mb + op[5]);
+                __syncthreads();
+                if (op[6] >= 0) {
+                    fused_reduce_thread<R>(id, bb, kb, m, op, acc);
+                    fused_block_add(acc, rows + (u64)op[6] * 32);
+                }
+                fused_op_thread<R>(id, bb, m, op, mb + op[5]);
+                __syncthreads();
+            }
+            fused_store_thread<R>(id, bpsi, bb, base, lmask, m);
+            fused_store_thread<R>(id, kpsi, kb, base, lmask, m);
+            __syncthreads();
+        }
+    }
+}
+
 extern "C" __global__ void qd_search_cdf(QD_SEARCH_PARAMS) { search_cdf_thread(qd_idx(), QD_SEARCH_ARGS); }
 
 // explicit instantiations, so that nvcc compiles every kernel (CuPy instantiates through name expressions)
@@ -591,7 +805,9 @@ extern "C" __global__ void qd_search_cdf(QD_SEARCH_PARAMS) { search_cdf_thread(q
     template __global__ void qd_pauli_expval<R>(QD_PAULI_EXPVAL_PARAMS(R));                            \
     template __global__ void qd_matel<R>(QD_MATEL_PARAMS(R));                                          \
     template __global__ void qd_outer<R, 2>(QD_OUTER_PARAMS(R));                                       \
-    template __global__ void qd_outer<R, 4>(QD_OUTER_PARAMS(R));
+    template __global__ void qd_outer<R, 4>(QD_OUTER_PARAMS(R));                                       \
+    template __global__ void qd_fused_pass<R>(QD_FUSED_PASS_PARAMS(R));                                \
+    template __global__ void qd_fused_adjoint<R>(QD_FUSED_ADJOINT_PARAMS(R));
 QD_INSTANTIATE(float)
 QD_INSTANTIATE(double)
 #endif
@@ -693,6 +909,82 @@ QD_INSTANTIATE(double)
 
 QD_HOST_ALL(f, float)
 QD_HOST_ALL(d, double)
+
+// fused passes: every phase (load, each op, each reduction, store) for all threads of a block before the next
+#define QD_HOST_FUSED(SUFFIX, R)                                                                       \
+    extern "C" void h_qd_fused_pass_##SUFFIX(int gx, int gy, int bd, QD_FUSED_PASS_PARAMS(R)) {        \
+        cplx<R>* buf = new cplx<R>[(u64)1 << m];                                                       \
+        for (u64 by = 0; by < (u64)gy; ++by)                                                           \
+            for (u64 bx = 0; bx < (u64)gx; ++bx)                                                       \
+                for (u64 b = by; b < (u64)batch; b += (u64)gy)                                         \
+                    for (u64 chunk = bx; chunk < nchunks; chunk += (u64)gx) {                          \
+                        const u64 base = insert_zero_bits(chunk, lmask);                               \
+                        cplx<R>* psi = state + b * dim;                                                \
+                        const cplx<R>* mb = mats + b * (u64)mstride;                                   \
+                        for (u64 tx = 0; tx < (u64)bd; ++tx) {                                         \
+                            const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};                  \
+                            fused_load_thread<R>(id, psi, buf, base, lmask, m);                        \
+                        }                                                                              \
+                        for (int g = 0; g < nops; ++g)                                                 \
+                            for (u64 tx = 0; tx < (u64)bd; ++tx) {                                     \
+                                const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};              \
+                                const int* op = ops + g * QD_OP_FIELDS;                                \
+                                fused_op_thread<R>(id, buf, m, op, mb + op[5]);                        \
+                            }                                                                          \
+                        for (u64 tx = 0; tx < (u64)bd; ++tx) {                                         \
+                            const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};                  \
+                            fused_store_thread<R>(id, psi, buf, base, lmask, m);                       \
+                        }                                                                              \
+                    }                                                                                  \
+        delete[] buf;                                                                                  \
+    }                                                                                                  \
+    extern "C" void h_qd_fused_adjoint_##SUFFIX(int gx, int gy, int bd, QD_FUSED_ADJOINT_PARAMS(R)) {  \
+        cplx<R>* bb = new cplx<R>[(u64)1 << m];                                                        \
+        cplx<R>* kb = new cplx<R>[(u64)1 << m];                                                        \
+        double acc[32];                                                                                \
+        for (u64 by = 0; by < (u64)gy; ++by)                                                           \
+            for (u64 bx = 0; bx < (u64)gx; ++bx)                                                       \
+                for (u64 b = by; b < (u64)batch; b += (u64)gy)                                         \
+                    for (u64 chunk = bx; chunk < nchunks; chunk += (u64)gx) {                          \
+                        const u64 base = insert_zero_bits(chunk, lmask);                               \
+                        cplx<R>* bpsi = bra + b * dim;                                                 \
+                        cplx<R>* kpsi = ket + b * dim;                                                 \
+                        const cplx<R>* mb = mats + b * (u64)mstride;                                   \
+                        double* rows = partial + (b * (u64)gx + bx) * (u64)nslots * 32;                \
+                        for (u64 tx = 0; tx < (u64)bd; ++tx) {                                         \
+                            const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};                  \
+                            fused_load_thread<R>(id, bpsi, bb, base, lmask, m);                        \
+                            fused_load_thread<R>(id, kpsi, kb, base, lmask, m);                        \
+                        }                                                                              \
+                        for (int g = 0; g < nops; ++g) {                                               \
+                            const int* op = ops + g * QD_OP_FIELDS;                                    \
+                            for (u64 tx = 0; tx < (u64)bd; ++tx) {                                     \
+                                const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};              \
+                                fused_op_thread<R>(id, kb, m, op, mb + op[5]);                         \
+                            }                                                                          \
+                            if (op[6] >= 0)                                                            \
+                                for (u64 tx = 0; tx < (u64)bd; ++tx) {                                 \
+                                    const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};          \
+                                    fused_reduce_thread<R>(id, bb, kb, m, op, acc);                    \
+                                    for (int e = 0; e < 32; ++e) rows[(u64)op[6] * 32 + e] += acc[e];  \
+                                }                                                                      \
+                            for (u64 tx = 0; tx < (u64)bd; ++tx) {                                     \
+                                const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};              \
+                                fused_op_thread<R>(id, bb, m, op, mb + op[5]);                         \
+                            }                                                                          \
+                        }                                                                              \
+                        for (u64 tx = 0; tx < (u64)bd; ++tx) {                                         \
+                            const QdIdx id = {bx, by, tx, (u64)gx, (u64)gy, (u64)bd};                  \
+                            fused_store_thread<R>(id, bpsi, bb, base, lmask, m);                       \
+                            fused_store_thread<R>(id, kpsi, kb, base, lmask, m);                       \
+                        }                                                                              \
+                    }                                                                                  \
+        delete[] bb;                                                                                   \
+        delete[] kb;                                                                                   \
+    }
+
+QD_HOST_FUSED(f, float)
+QD_HOST_FUSED(d, double)
 
 extern "C" void h_qd_search_cdf(int gx, int gy, int bd, QD_SEARCH_PARAMS) {
     for (u64 by = 0; by < (u64)gy; ++by)

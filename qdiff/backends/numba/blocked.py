@@ -27,9 +27,8 @@ import numpy as np
 from numba import njit, prange
 
 from ...cache import StructureCache
-from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, classify, fuse
-from ...ir.kinds import Kind
-from ...program import contract_derivatives, exec_kind, kernel_matrix
+from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, block_sequence, dense_matrices, op_matrices
+from ...program import contract_derivatives
 from ...schedule import GateWires, plan_passes
 from . import whole_circuit
 from .jit import CACHE
@@ -300,7 +299,6 @@ def adjoint_pass(bst, kst, m, bases, geo, tables, ops, mats, slots, partial, nth
 # ------------------------------------------------------------------------------------------------
 # planning (structure only, cached per program) and binding (matrices, per call)
 
-_X = np.array([[0, 1], [1, 0]], dtype=complex)
 _DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
 
 
@@ -382,23 +380,7 @@ class BlockedPlan:
         bits = ADJOINT_BLOCK_BITS if adjoint else BLOCK_BITS
         self.m = m = min(bits, n - max(0, (self.nthr - 1).bit_length()))  # at least one block per thread
         width = m - SPECTATOR_BITS
-        order = range(len(ops) - 1, -1, -1) if adjoint else range(len(ops))
-        items: list[tuple[int, BlockOp | None]] = []
-        for i in order:
-            if exec_kind(ops[i].gate) is None:
-                continue
-            bop = classify(ops[i])
-            if bop is not None and len(set(ops[i].controls + ops[i].wires)) > width:
-                bop = None
-            items.append((i, bop))
-        if adjoint:
-            seq: list[Any] = []
-            for i, bop in items:
-                if bop is not None:
-                    bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
-                seq.append(bop if bop is not None else i)
-        else:
-            seq = fuse(ops, items)
+        seq = block_sequence(ops, adjoint, width)
         wires = [GateWires(tuple(s.wires)) if isinstance(s, BlockOp) else
                  GateWires(tuple(ops[s].wires), tuple(ops[s].controls), blockable=False) for s in seq]
         self.passes: list[BlockedPass] = []
@@ -410,26 +392,7 @@ class BlockedPlan:
 
     def matrices(self, bp: BlockedPass, dense: dict[int, np.ndarray], batch: int) -> np.ndarray:
         """``(Bm, G, 32)`` float64 op data of a blocked pass from the operations' dense matrices."""
-        out = np.zeros((batch, len(bp.items), 16), dtype=np.complex128)
-        for g, bop in enumerate(bp.items):
-            if bop.code == SWAP_SUB:
-                continue
-            if bop.code == CSEL:
-                halves = [np.eye(2, dtype=complex), np.eye(2, dtype=complex)]
-                for i, half in bop.parts:
-                    mat = _X if dense[i] is None else dense[i]
-                    for h in (0, 1):
-                        if half in (-1, h):
-                            halves[h] = mat @ halves[h]
-                out[:, g, 0:4] = np.broadcast_to(halves[0], (batch, 2, 2)).reshape(batch, 4)
-                out[:, g, 4:8] = np.broadcast_to(halves[1], (batch, 2, 2)).reshape(batch, 4)
-                continue
-            u = None
-            for i, _ in bop.parts:
-                u = dense[i] if u is None else dense[i] @ u
-            d = u.shape[-1]
-            out[:, g, : d * d] = np.broadcast_to(u, (batch, d, d)).reshape(batch, d * d)
-        return out.view(np.float64)
+        return op_matrices(bp.items, dense, batch).view(np.float64)
 
 
 PLAN_CACHE_SIZE = 16
@@ -476,14 +439,7 @@ def forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) ->
 
     plan = plan_of(program, adjoint=False)
     kernels = program.kernels(theta)
-    dense = {}
-    for bp in plan.passes:
-        for bop in bp.items:
-            if isinstance(bop, BlockOp):
-                for i, _ in bop.parts:
-                    if i not in dense:
-                        dense[i] = None if kernels[i].kind == Kind.PERMUTATION and bop.code in (CSEL, SWAP_SUB) \
-                            else kernel_matrix(kernels[i])
+    dense = dense_matrices([bop for bp in plan.passes for bop in bp.items], kernels)
     batch = state.shape[0]
     for bp in plan.passes:
         if not bp.blocked:
@@ -513,15 +469,12 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
     derivs = program.derivatives(theta)
     plan = plan_of(program, adjoint=True)
     inverses = program.kernels(theta, inverse=True)
-    dense = {}
+    dense = dense_matrices([bop for bp in plan.passes for bop in bp.items], inverses)
     slots: dict[int, int] = {}
     for bp in plan.passes:
         for bop in bp.items:
-            if isinstance(bop, BlockOp):
-                i = bop.parts[0][0]
-                dense[i] = None if bop.code == SWAP_SUB else kernel_matrix(inverses[i])
-                if derivs.get(i):
-                    slots[i] = len(slots)
+            if isinstance(bop, BlockOp) and derivs.get(bop.parts[0][0]):
+                slots[bop.parts[0][0]] = len(slots)
     batch = bra.shape[0]
     partial = np.zeros((batch, plan.nthr, max(1, len(slots)), 32))
     for bp in plan.passes:
