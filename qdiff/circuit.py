@@ -585,7 +585,7 @@ def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
         raise ParameterError(f"parameters must be an array of shape (P,) or (B, P), got {theta!r}") from None
     if arr.dtype.kind not in "biuf":
         raise ParameterError(f"parameters must be real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(float)
+    arr = arr.astype(float, copy=False)
     if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
         raise ParameterError(
             f"the circuit has {circuit.num_params} trainable parameter(s); got parameters of shape {arr.shape} "
@@ -593,7 +593,7 @@ def check_theta(circuit: Circuit, theta: Any) -> tuple[np.ndarray, int | None]:
         )
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise ParameterError(f"a batch of parameters needs at least one parameter set; got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(np.add.reduce(arr, axis=None)) and not np.isfinite(arr).all():  # a sum is one pass
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ParameterError(f"parameter {tuple(int(b) for b in bad)} is not finite: {arr[tuple(bad)]}")
     return arr, (arr.shape[0] if arr.ndim == 2 else None)

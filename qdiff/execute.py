@@ -23,7 +23,7 @@ from .measure import (
 )
 from .memory import check_policy, forward_footprint, require, split_batch
 from .observables import Observable
-from .simulate import batch_size, final_state, resolve_dtype
+from .simulate import batch_size, checked_final_state, resolve_dtype
 
 
 def _to_host(backend: Any, value: Any, batched: bool) -> Any:
@@ -71,7 +71,7 @@ def execute(
         return results[0] if single else results
     hint = f"memory='fit' runs the {tb} parameter sets in chunks" if splittable else ""
     require(fp, hint, be)
-    state, batched = final_state(circuit, theta, backend=be, dtype=dt)
+    state, batched = checked_final_state(circuit, theta, tb, be, dt)
     results = [_to_host(be, r, batched) for r in measure(be, state, ms, shots=shots, rng=seed)]
     return results[0] if single else results
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from .errors import MemoryLimitError, ParameterError
+from .measure import Counts, DensityMatrix, Expval, Probs, Sample, State, Var
+from .observables import LinearCombination, PauliWord
 
 SMALL_BYTES = 1 << 26
 """Requests below this many bytes are not checked (querying free memory costs more than they do)."""
@@ -141,11 +143,13 @@ def _zsum_states(obs: Any, dtype: Any) -> float:
 
     One diagonal serves every batch entry, so it is counted once, not per state.
     """
-    from .observables import LinearCombination, PauliWord
 
     if not isinstance(obs, LinearCombination):
         return 0.0
-    z = sum(1 for t in obs.terms if isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis))
+    z = obs.__dict__.get("_z_only_terms")
+    if z is None:  # observables do not change: count once
+        z = obs.__dict__["_z_only_terms"] = sum(
+            1 for t in obs.terms if isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis))
     return 8.0 / np.dtype(dtype).itemsize if z >= 2 else 0.0
 
 
@@ -157,7 +161,6 @@ def shared_states(measurements: Any, dtype: Any) -> float:
 def _apply_temps(obs: Any) -> float:
     """Temporaries of computing ``O|psi>`` besides the result: one per-term product for sums with terms
     that are not Pauli words (Pauli words of a sum are applied together, into the result)."""
-    from .observables import LinearCombination, PauliWord
 
     if isinstance(obs, LinearCombination) and any(not isinstance(t, PauliWord) for t in obs.terms):
         return 1.0
@@ -169,7 +172,6 @@ def measurement_states(m: Any, num_wires: int) -> float:
 
     Temporaries shared by the whole batch are :func:`shared_states`.
     """
-    from .measure import Counts, DensityMatrix, Expval, Probs, Sample, State, Var
     from .observables import LinearCombination
 
     if isinstance(m, (State, DensityMatrix)):
@@ -191,7 +193,6 @@ def _bra_states(m: Any) -> float:
     expval: ``O|psi>`` before it is scaled; var: ``O|psi>``, ``O^2|psi>`` and their combination;
     probs: the real weights (half a state).
     """
-    from .measure import Probs, Var
 
     if isinstance(m, Probs):
         return 0.5
@@ -220,7 +221,6 @@ def adjoint_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any,
     while rows remain. Several rows: the state, the bras, the stacked bra and the stacked ket copies.
     A lone expectation reads its value from its bra ``O|psi>`` (nothing measured apart, no scaled copy).
     """
-    from .measure import Expval
 
     c = max(1, rows_per_sweep)
     if len(measurements) == 1 and type(measurements[0]) is Expval:

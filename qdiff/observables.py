@@ -370,16 +370,22 @@ def num_qubits_of(state: Any) -> int:
     return int(state.shape[-1]).bit_length() - 1
 
 
+def _diagonal_split(obs: LinearCombination) -> tuple[list, list]:
+    """``(Z-only terms, other terms)`` of a sum, zero coefficients dropped (cached on the observable)."""
+    cached = obs.__dict__.get("_diagonal_split")
+    if cached is None:
+        zterms, rest = [], []
+        for c, t in zip(obs.coeffs, obs.terms, strict=True):
+            if c == 0:
+                continue
+            (zterms if _is_diagonal_pauli(t) else rest).append((c, t))
+        cached = obs.__dict__["_diagonal_split"] = (tuple(zterms), tuple(rest))
+    return list(cached[0]), list(cached[1])
+
+
 def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tuple[Any, list]:
     """Fold the Z-only Pauli terms of a sum into one diagonal (None if there are none); return the rest."""
-    zterms, rest = [], []
-    for c, t in zip(obs.coeffs, obs.terms, strict=True):
-        if c == 0:
-            continue
-        if _is_diagonal_pauli(t):
-            zterms.append((c, t))
-        else:
-            rest.append((c, t))
+    zterms, rest = _diagonal_split(obs)
     if len(zterms) < 2:
         return None, rest + zterms
     n = int(state.shape[-1]).bit_length() - 1

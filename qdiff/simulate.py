@@ -78,14 +78,18 @@ def final_state(
 
     All validation happens before the state is allocated.
     """
-    be = get_backend(backend, circuit.num_wires)
-    dt = resolve_dtype(dtype)
     theta_arr, tb = check_theta(circuit, theta)
-    batch = batch_size(circuit, tb)
-    program = program_of(circuit)
-    state = initial_state(be, circuit, batch or 1, dt)
-    run_forward(be, program, theta_arr, state)
+    return checked_final_state(circuit, theta_arr, tb, get_backend(backend, circuit.num_wires), resolve_dtype(dtype))
+
+
+def checked_final_state(circuit: Circuit, theta: np.ndarray, theta_batch: int | None, backend: Any,
+                        dtype: np.dtype) -> tuple[Any, bool]:
+    """:func:`final_state` for parameters already checked (``check_theta``) and a resolved backend and dtype."""
+    batch = batch_size(circuit, theta_batch)
+    state = initial_state(backend, circuit, batch or 1, dtype)
+    run_forward(backend, program_of(circuit), theta, state)
     return state, batch is not None
 
 
-__all__ = ["resolve_dtype", "batch_size", "initial_state", "apply_operation", "final_state", "factor_operations"]
+__all__ = ["resolve_dtype", "batch_size", "initial_state", "apply_operation", "final_state", "checked_final_state",
+           "factor_operations"]
