@@ -125,53 +125,8 @@ def value_and_grad(be, c: qdiff.Circuit, theta: np.ndarray, batch: int, dtype, e
     return final, be.to_numpy(grad)
 
 
-@pytest.fixture(scope="module", params=["emulated", pytest.param("gpu", marks=[pytest.mark.gpu, tcb.needs_gpu])])
-def gpu(request):
-    """(cupy-like module, CupyBackend): real CuPy on a GPU, or the emulated CuPy on the CPU."""
-    from qdiff import backends
-    from qdiff.backends import get_backend
-    from qdiff.backends.cuda import backend as cupy_backend
-
-    if request.param == "gpu":
-        import cupy
-
-        yield cupy, get_backend("cupy")
-        return
-    lib = request.getfixturevalue("host_lib")
-    fake = tcb._FakeCupy(lib)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cupy_backend, "cupy", fake)
-        mp.setattr(cupy_backend, "_MODULES", {})
-        mp.setattr(cupy_backend, "_KERNELS", {})
-        mp.setattr(backends, "cupy_status", lambda: (True, "emulated CuPy"))
-        yield fake, cupy_backend.CupyBackend()
-
-
-@pytest.fixture(scope="module")
-def host_lib(tmp_path_factory):
-    import ctypes
-    import subprocess
-
-    if tcb.HOST_CXX is None:
-        pytest.skip("no host C++ compiler (c++/g++/clang++) to build the kernels' host emulation")
-    so = tmp_path_factory.mktemp("host") / "qd_kernels_host.so"
-    res = subprocess.run([tcb.HOST_CXX, "-x", "c++", "-std=c++17", "-O2", "-shared", "-fPIC", "-DQDIFF_HOST_EMULATION",
-                          "-o", str(so), tcb.KERNEL_SOURCE], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"host build of kernels.cu failed:\n{res.stderr}"
-    return ctypes.CDLL(str(so))
-
-
-@pytest.fixture(scope="module")
-def ptx(tmp_path_factory) -> str:
-    import subprocess
-
-    if tcb.NVCC is None:
-        pytest.skip("nvcc is not on PATH: the CUDA source compile check needs the CUDA toolkit")
-    out = tmp_path_factory.mktemp("ptx") / "kernels.ptx"
-    res = subprocess.run([tcb.NVCC, "--ptx", "-arch=sm_90", "-o", str(out), tcb.KERNEL_SOURCE],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"nvcc failed:\n{res.stderr}"
-    return out.read_text()
+# the emulated (or real) CuPy, its host build of kernels.cu and the PTX: the same fixtures as test_cupy_backend
+gpu, host_lib, ptx = tcb.gpu, tcb.host_lib, tcb.ptx
 
 
 @pytest.fixture(params=["default", *TINY])
