@@ -7,7 +7,7 @@ Without a GPU (the normal CI run) this file still checks the GPU code:
   alignment of each, read from the PTX; with libnvrtc present (``$QDIFF_NVRTC`` or the
   nvidia-cuda-nvrtc wheel) also through NVRTC with CuPy's name expressions, as at run time;
 * the thread-to-amplitude index mapping, two ways, against NumpyBackend to 1e-12: the numpy model
-  (``index_model.emulate``: every thread id of the launch, coverage and no two threads writing one
+  (``tests/gpu_index_emulation.py`` ``emulate``: every thread id of the launch, coverage and no two threads writing one
   amplitude), and the kernels' own thread code compiled for the host (``-DQDIFF_HOST_EMULATION``) and
   run over the launch grid through ctypes, on default and deliberately tiny launches (grid-stride loops,
   several shared-memory chunks per block, batch loops);
@@ -26,6 +26,8 @@ import itertools
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +36,9 @@ from qdiff.backends import cupy_status, get_backend
 from qdiff.backends.cuda import index_model as gim
 from qdiff.backends.numpy_backend import NumpyBackend
 from qdiff.errors import BackendError, MemoryLimitError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' modules, also under --noconftest
+import gpu_index_emulation as gem  # noqa: E402
 
 KERNEL_SOURCE = gim.__file__.replace("index_model.py", "kernels.cu")
 CUPY_OK, CUPY_WHY = cupy_status()
@@ -324,10 +329,10 @@ def test_insert_zero_bits_enumerates_subspace():
 @pytest.mark.parametrize("nthreads,grid,block", [(1, (1, 1), 32), (100, (1, 1), 32), (1000, (3, 1), 64),
                                                  (4096, (16, 1), 256), (5, (4, 1), 256)])
 def test_grid_stride_visits_every_id_once(nthreads, grid, block):
-    thread, t = gim.grid_stride_ids(grid, block, nthreads)
+    thread, t = gem.grid_stride_ids(grid, block, nthreads)
     assert sorted(t.tolist()) == list(range(nthreads))
     assert thread.max() < grid[0] * block
-    assert sorted(gim.batch_ids((1, 2), 5)) == list(range(5))
+    assert sorted(gem.batch_ids((1, 2), 5)) == list(range(5))
 
 
 def test_launch_geometry():
@@ -391,7 +396,7 @@ def run(runner: str, lib, call: gim.KernelCall, bound: dict, dtype, check_writes
     if runner == "host":
         run_host(lib, call, bound)
         return
-    em = gim.emulate(call, bound)
+    em = gem.emulate(call, bound)
     if check_writes is not None:  # every expected amplitude written exactly once, nothing else
         batch = next(v for k, v in bound.items() if k in ("state", "out")).shape[0]
         for b in range(batch):
