@@ -185,6 +185,10 @@ class Converted:
         """True when the tape projects onto basis states (deferred postselection)."""
         return any(isinstance(s, qdyn.Postselect) for s in self.schedule)
 
+    def slot(self, tape_index: int) -> ParamSlot:
+        """Where tape parameter ``tape_index`` went; parameters after the operations' are the observables'."""
+        return self.slots[tape_index] if tape_index < len(self.slots) else ParamSlot("obs")
+
     def dynamic_circuit(self) -> qdyn.DynamicCircuit:
         """The circuit with its schedule of measurements, postselections and conditionals."""
         return qdyn.DynamicCircuit(self.circuit, self.schedule)
@@ -208,7 +212,7 @@ converting a gate seen before only swaps in its parameters, skipping name resolu
 class _Builder:
     """Accumulates a Circuit and its theta columns while walking a tape's operations."""
 
-    def __init__(self, num_wires: int, wire_map: dict[Any, int], refs: set[int], batch: int | None):
+    def __init__(self, num_wires: int, wire_map: dict[Any, int], refs: set[int] | None, batch: int | None):
         self.circuit = Circuit(num_wires)
         self.wire_map = wire_map
         self.refs = refs
@@ -222,7 +226,7 @@ class _Builder:
     def _param(self, value: Any, tape_index: int, ndim_expected: int = 0) -> Any:
         v = _real_scalar(value)
         broadcast = np.ndim(v) > ndim_expected
-        if tape_index in self.refs:
+        if self.refs is None or tape_index in self.refs:
             self.slots.append(ParamSlot("theta", len(self.columns), broadcast))
             self.columns.append(v)
             return ParamRef(len(self.columns) - 1)
@@ -335,8 +339,8 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
     wire_map = {w: i for i, w in enumerate(wire_order)}
     batch = tape.batch_size
     ops = tape.operations
-    num_params = len(tape.par_info)
-    refs_set = set(range(num_params)) if refs is None else set(refs)
+    refs_set = None if refs is None else set(refs)  # None: every gate parameter (no tape.par_info: it walks
+    # the observables' data too, a 600-term Hamiltonian's coefficients one by one)
     b = _Builder(len(wire_order), wire_map, refs_set, batch)
     schedule: list[qdyn.Step] = []
     idx = 0
@@ -369,8 +373,6 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
         idx += len(op.data)
     if schedule:
         schedule.append(qdyn.Gates(start, len(b.circuit.operations)))
-    for _ in range(num_params - idx):
-        b.slots.append(ParamSlot("obs"))
     b.circuit.num_params = len(b.columns)
     return Converted(b.circuit, b.theta(), batch, wire_order, wire_map, b.slots, schedule)
 

@@ -585,7 +585,7 @@ class QDiffQubit(Device):
             if conv.circuit.num_params:
                 g = np.asarray(qg.vjp(conv.circuit, ms, conv.theta, cots, method=method, backend=be,
                                       dtype=self._c_dtype, memory=self._memory))
-            mats = [s.index for i, s in enumerate(conv.slots) if s.kind == "matrix" and i in tape.trainable_params]
+            mats = [conv.slot(t).index for t in tape.trainable_params if conv.slot(t).kind == "matrix"]
             mg = {}
             if mats:
                 mg = qg.matrix_vjp(conv.circuit, ms, conv.theta, cots, ops=mats, backend=be, dtype=self._c_dtype)
@@ -593,7 +593,7 @@ class QDiffQubit(Device):
             raise DeviceError(f"{NAME}: {exc}") from exc
         out = []
         for t in tape.trainable_params:
-            slot = conv.slots[t]
+            slot = conv.slot(t)
             if slot.kind == "theta":
                 col = g[..., slot.index]
                 if batched and not slot.broadcast:
@@ -668,7 +668,7 @@ def _format_jacobian(tape: Any, conv: Any, jacs: list[np.ndarray]) -> Any:
         jac = np.asarray(jac)
         entries = []
         for t in tape.trainable_params:
-            slot = conv.slots[t]
+            slot = conv.slot(t)
             if slot.kind == "theta":
                 entries.append(jac[..., slot.index])
             else:
