@@ -162,9 +162,12 @@ def _apply_temps(obs: Any) -> float:
     """Temporaries of computing ``O|psi>`` besides the result: one per-term product for sums with terms
     that are not Pauli words (Pauli words of a sum are applied together, into the result)."""
 
-    if isinstance(obs, LinearCombination) and any(not isinstance(t, PauliWord) for t in obs.terms):
-        return 1.0
-    return 0.0
+    if not isinstance(obs, LinearCombination):
+        return 0.0
+    temps = obs.__dict__.get("_apply_temps")
+    if temps is None:  # observables do not change: decide once
+        temps = obs.__dict__["_apply_temps"] = 1.0 if any(not isinstance(t, PauliWord) for t in obs.terms) else 0.0
+    return temps
 
 
 def measurement_states(m: Any, num_wires: int) -> float:

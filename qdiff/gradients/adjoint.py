@@ -65,10 +65,10 @@ def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any
     return be, dt, theta, state, batched
 
 
-def _expval_jacobian(circuit: Circuit, m: Expval, params: Any, be: Any, dt: np.dtype) -> tuple:
-    """One expectation's value and gradient from the initial state (:func:`qdiff.engine.run_expval_grad`)."""
-    theta, tb = check_theta(circuit, params)
-    batch = batch_size(circuit, tb)
+def _expval_jacobian(circuit: Circuit, m: Expval, theta: np.ndarray, batch: int | None, be: Any, dt: np.dtype
+                     ) -> tuple:
+    """One expectation's value and gradient from the initial state (:func:`qdiff.engine.run_expval_grad`);
+    ``theta`` is checked, ``batch`` the batch it implies."""
     state = initial_state(be, circuit, batch or 1, dt)
     values, grad = run_expval_grad(be, program_of(circuit), theta, state, m.obs)
     values = np.real(be.to_numpy(values)).astype(np.finfo(dt).dtype)
@@ -85,10 +85,6 @@ def _split_batch(run: Any, circuit: Circuit, params: Any, shots: Any, fp_of: Any
     if shots is not None or tb is None or tb < 2 or batch_size(circuit, None) is not None:
         return None
     return split_batch(run, theta, tb, fp_of, be)
-
-
-def _batch_of(circuit: Circuit, params: Any) -> int:
-    return batch_size(circuit, check_theta(circuit, params)[1]) or 1
 
 
 def adjoint_jacobian(
@@ -108,6 +104,14 @@ def adjoint_jacobian(
         raise DifferentiationError(SHOTS_MESSAGE)
     n, dt = circuit.num_wires, resolve_dtype(dtype)
     be = get_backend(backend, n)
+    lone_expval = len(measurements) == 1 and type(measurements[0]) is Expval
+    if lone_expval and memory != "fit":  # the common case first: nothing to stack or split
+        theta, tb = check_theta(circuit, params)
+        implied = batch_size(circuit, tb)
+        hint = ("memory='fit' runs the parameter sets in chunks"
+                if (implied or 1) > 1 and batch_size(circuit, None) is None else "")
+        require(adjoint_footprint(n, implied or 1, dt, measurements, 1, 1), hint, be)
+        return _expval_jacobian(circuit, measurements[0], theta, implied, be, dt)
     rows: list[tuple[int, int]] = []
     for mi, m in enumerate(measurements):
         size = int(np.prod(output_shape(m, n)))
@@ -120,7 +124,9 @@ def adjoint_jacobian(
         if parts is not None:
             return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
                     [np.concatenate([q[1][i] for q in parts]) for i in range(len(measurements))], True)
-    b = _batch_of(circuit, params)
+    theta, tb = check_theta(circuit, params)
+    implied = batch_size(circuit, tb)
+    b = implied or 1
     fixed_batch = batch_size(circuit, None) is not None
     chunk = 1 if fixed_batch else rows_per_batch(n, b, dt.itemsize, len(rows))
     if memory == "fit":
@@ -128,8 +134,8 @@ def adjoint_jacobian(
                                    be)
     hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
     require(adjoint_footprint(n, b, dt, measurements, chunk, len(rows)), hint, be)
-    if len(measurements) == 1 and type(measurements[0]) is Expval:
-        return _expval_jacobian(circuit, measurements[0], params, be, dt)
+    if lone_expval:
+        return _expval_jacobian(circuit, measurements[0], theta, implied, be, dt)
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dt, shots)
     from ..measure import measure
 
@@ -201,7 +207,7 @@ def adjoint_vjp(
         if parts is not None:
             return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
                     np.concatenate([q[1] for q in parts]), {}, True)
-    b = _batch_of(circuit, params)
+    b = batch_size(circuit, check_theta(circuit, params)[1]) or 1
     require(vjp_footprint(n, b, dt, measurements), "fewer parameter sets per call" if b > 1 else "", be)
     be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
     from ..measure import measure
