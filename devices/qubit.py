@@ -380,11 +380,14 @@ class QDiffQubit(Device):
             if config.grad_on_execution is None:
                 updates["grad_on_execution"] = True
             broadcast = circuit is not None and circuit.batch_size is not None
-            if not native_shift and broadcast and config.interface in BROADCAST_VJP_INTERFACES:
-                # a broadcast circuit (a batch of inputs) answers through one batched device VJP, the
-                # same numbers as Jacobians, which would need one tape per batch entry (QNodes pass
-                # device_vjp=False by default, so this applies whatever it says). Not for JAX, whose
-                # jacobian maps the VJP over a batch of cotangents.
+            decomposed = broadcast and not all(native_operation(op) for op in circuit.operations)
+            if not native_shift and decomposed and config.interface in BROADCAST_VJP_INTERFACES:
+                # a broadcast circuit (a batch of inputs) with operations to decompose (templates)
+                # answers through one batched device VJP, the same numbers as Jacobians, for which
+                # PennyLane would split it into one tape per batch entry (QNodes pass device_vjp=False
+                # by default, so this applies whatever it says). A circuit of qdiff's own gates keeps
+                # the Jacobian route: one batched simulation and sweep, without a second forward pass
+                # for the VJP. Not for JAX, whose jacobian maps the VJP over a batch of cotangents.
                 updates["use_device_jacobian_product"] = True
             elif config.use_device_jacobian_product is None:
                 updates["use_device_jacobian_product"] = False

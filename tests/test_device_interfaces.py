@@ -247,3 +247,47 @@ def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface)
     np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
     assert tracker.totals.get("vjps", 0) >= 1 and tracker.totals.get("derivatives", 0) == 0
     assert tracker.totals["simulations"] <= 2  # the forward value and the VJP, never one per input
+
+
+@pytest.mark.parametrize("interface", ["autograd", "torch"])
+def test_broadcast_inputs_on_native_gates_run_as_one_batched_jacobian(interface):
+    # default options, a circuit of qdiff's own gates (nothing to decompose): PennyLane keeps the tape
+    # whole on the Jacobian route, so the device answers with one batched simulation and sweep (no
+    # second forward pass for a VJP); the numbers match default.qubit
+    n, batch, layers = 3, 5, 2
+    rng = np.random.default_rng(9)
+    x = rng.uniform(-1, 1, (batch, n))
+    w0 = rng.uniform(0, np.pi, (layers, n, 3))
+
+    def run(device):
+        @qml.qnode(device, interface=interface)
+        def classifier(w, inputs):
+            for layer in range(layers):
+                for q in range(n):
+                    qml.RX(inputs[:, q], wires=q)
+                    qml.Rot(*w[layer, q], wires=q)
+                for q in range(n - 1):
+                    qml.CNOT(wires=[q, q + 1])
+            return qml.expval(qml.Z(0))
+
+        if interface == "torch":
+            import torch
+
+            w = torch.tensor(w0, requires_grad=True)
+            loss = classifier(w, torch.tensor(x)).sum()
+            loss.backward()
+            return float(loss), w.grad.numpy()
+        from pennylane import numpy as pnp
+
+        w = pnp.array(w0, requires_grad=True)
+        inputs = pnp.array(x, requires_grad=False)
+        return float(pnp.sum(classifier(w, inputs))), qml.grad(lambda v: pnp.sum(classifier(v, inputs)))(w)
+
+    dev = qml.device("qdiff.qubit", wires=n)
+    with qml.Tracker(dev) as tracker:
+        loss, grad = run(dev)
+    ref_loss, ref_grad = run(qml.device("default.qubit", wires=n))
+    assert np.isclose(loss, ref_loss, atol=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
+    assert tracker.totals.get("vjps", 0) == 0 and tracker.totals.get("simulations", 0) <= 2
+    assert tracker.totals["executions"] <= 2  # one batched tape (per forward and gradient), never one per input
