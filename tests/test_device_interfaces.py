@@ -210,6 +210,22 @@ def test_parameter_shift_with_shots_torch():
     assert np.isclose(y.grad.numpy(), -np.cos(0.6) * np.sin(YB), atol=0.05)
 
 
+def _summed_loss_and_grad(qnode, w0, x, interface):
+    """``sum(qnode(w, x))`` over a batch of non-trainable inputs and its gradient in ``w``, as a user writes it."""
+    if interface == "torch":
+        import torch
+
+        w = torch.tensor(w0, requires_grad=True)
+        loss = qnode(w, torch.tensor(x)).sum()
+        loss.backward()
+        return float(loss), w.grad.numpy()
+    from pennylane import numpy as pnp
+
+    w = pnp.array(w0, requires_grad=True)
+    inputs = pnp.array(x, requires_grad=False)
+    return float(pnp.sum(qnode(w, inputs))), qml.grad(lambda v: pnp.sum(qnode(v, inputs)))(w)
+
+
 @pytest.mark.parametrize("interface", ["autograd", "torch"])
 def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface):
     # default QNode options (device_vjp=False): a batch of non-trainable inputs is still one simulation
@@ -219,25 +235,13 @@ def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface)
     x = rng.uniform(0, np.pi, (batch, n))
     w0 = rng.uniform(0, np.pi, qml.StronglyEntanglingLayers.shape(2, n))
 
+    def model(w, inputs):
+        qml.AngleEmbedding(inputs, wires=range(n))
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return qml.expval(qml.Z(0) @ qml.Z(1))
+
     def run(device):
-        @qml.qnode(device, interface=interface)
-        def model(w, inputs):
-            qml.AngleEmbedding(inputs, wires=range(n))
-            qml.StronglyEntanglingLayers(w, wires=range(n))
-            return qml.expval(qml.Z(0) @ qml.Z(1))
-
-        if interface == "torch":
-            import torch
-
-            w = torch.tensor(w0, requires_grad=True)
-            loss = model(w, torch.tensor(x)).sum()
-            loss.backward()
-            return float(loss), w.grad.numpy()
-        from pennylane import numpy as pnp
-
-        w = pnp.array(w0, requires_grad=True)
-        inputs = pnp.array(x, requires_grad=False)
-        return float(pnp.sum(model(w, inputs))), qml.grad(lambda v: pnp.sum(model(v, inputs)))(w)
+        return _summed_loss_and_grad(qml.QNode(model, device, interface=interface), w0, x, interface)
 
     dev = qml.device("qdiff.qubit", wires=n)
     with qml.Tracker(dev) as tracker:
@@ -259,29 +263,17 @@ def test_broadcast_inputs_on_native_gates_run_as_one_batched_jacobian(interface)
     x = rng.uniform(-1, 1, (batch, n))
     w0 = rng.uniform(0, np.pi, (layers, n, 3))
 
+    def classifier(w, inputs):
+        for layer in range(layers):
+            for q in range(n):
+                qml.RX(inputs[:, q], wires=q)
+                qml.Rot(*w[layer, q], wires=q)
+            for q in range(n - 1):
+                qml.CNOT(wires=[q, q + 1])
+        return qml.expval(qml.Z(0))
+
     def run(device):
-        @qml.qnode(device, interface=interface)
-        def classifier(w, inputs):
-            for layer in range(layers):
-                for q in range(n):
-                    qml.RX(inputs[:, q], wires=q)
-                    qml.Rot(*w[layer, q], wires=q)
-                for q in range(n - 1):
-                    qml.CNOT(wires=[q, q + 1])
-            return qml.expval(qml.Z(0))
-
-        if interface == "torch":
-            import torch
-
-            w = torch.tensor(w0, requires_grad=True)
-            loss = classifier(w, torch.tensor(x)).sum()
-            loss.backward()
-            return float(loss), w.grad.numpy()
-        from pennylane import numpy as pnp
-
-        w = pnp.array(w0, requires_grad=True)
-        inputs = pnp.array(x, requires_grad=False)
-        return float(pnp.sum(classifier(w, inputs))), qml.grad(lambda v: pnp.sum(classifier(v, inputs)))(w)
+        return _summed_loss_and_grad(qml.QNode(classifier, device, interface=interface), w0, x, interface)
 
     dev = qml.device("qdiff.qubit", wires=n)
     with qml.Tracker(dev) as tracker:
