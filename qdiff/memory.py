@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import MemoryLimitError, ParameterError
 from .measure import Counts, DensityMatrix, Expval, Probs, Sample, State, Var
-from .observables import LinearCombination, PauliWord
+from .observables import LinearCombination, PauliWord, derived
 
 SMALL_BYTES = 1 << 26
 """Requests below this many bytes are not checked (querying free memory costs more than they do)."""
@@ -143,13 +143,10 @@ def _zsum_states(obs: Any, dtype: Any) -> float:
 
     One diagonal serves every batch entry, so it is counted once, not per state.
     """
-
     if not isinstance(obs, LinearCombination):
         return 0.0
-    z = obs.__dict__.get("_z_only_terms")
-    if z is None:  # observables do not change: count once
-        z = obs.__dict__["_z_only_terms"] = sum(
-            1 for t in obs.terms if isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis))
+    z = derived(obs, "_z_only_terms", lambda: sum(
+        1 for t in obs.terms if isinstance(t, PauliWord) and all(p == "Z" for _, p in t.paulis)))
     return 8.0 / np.dtype(dtype).itemsize if z >= 2 else 0.0
 
 
@@ -161,13 +158,10 @@ def shared_states(measurements: Any, dtype: Any) -> float:
 def _apply_temps(obs: Any) -> float:
     """Temporaries of computing ``O|psi>`` besides the result: one per-term product for sums with terms
     that are not Pauli words (Pauli words of a sum are applied together, into the result)."""
-
     if not isinstance(obs, LinearCombination):
         return 0.0
-    temps = obs.__dict__.get("_apply_temps")
-    if temps is None:  # observables do not change: decide once
-        temps = obs.__dict__["_apply_temps"] = 1.0 if any(not isinstance(t, PauliWord) for t in obs.terms) else 0.0
-    return temps
+    return derived(obs, "_apply_temps",
+                   lambda: 1.0 if any(not isinstance(t, PauliWord) for t in obs.terms) else 0.0)
 
 
 def measurement_states(m: Any, num_wires: int) -> float:
@@ -196,7 +190,6 @@ def _bra_states(m: Any) -> float:
     expval: ``O|psi>`` before it is scaled; var: ``O|psi>``, ``O^2|psi>`` and their combination;
     probs: the real weights (half a state).
     """
-
     if isinstance(m, Probs):
         return 0.5
     return (3.0 if isinstance(m, Var) else 1.0) + _apply_temps(getattr(m, "obs", None))
@@ -224,7 +217,6 @@ def adjoint_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any,
     while rows remain. Several rows: the state, the bras, the stacked bra and the stacked ket copies.
     A lone expectation reads its value from its bra ``O|psi>`` (nothing measured apart, no scaled copy).
     """
-
     c = max(1, rows_per_sweep)
     if len(measurements) == 1 and type(measurements[0]) is Expval:
         build = 2.0 + _apply_temps(measurements[0].obs)

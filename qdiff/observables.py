@@ -251,12 +251,24 @@ def Identity(wire: int | None = None) -> PauliWord:
 # evaluation on backend states
 
 
+_MISSING = object()
+
+
+def derived(obs: Observable, name: str, build: Any) -> Any:
+    """``build()``, computed once per observable and kept on it under ``name`` (observables are immutable)."""
+    value = obs.__dict__.get(name, _MISSING)
+    if value is _MISSING:
+        value = obs.__dict__[name] = build()
+    return value
+
+
+def _span(wires: tuple) -> tuple[int, int]:
+    return (min(wires), max(wires)) if wires else (0, -1)
+
+
 def check_observable(obs: Observable, num_wires: int) -> None:
     """Raise :class:`WireError` when ``obs`` acts on wires outside ``range(num_wires)``."""
-    span = obs.__dict__.get("_wire_span")  # observables are immutable: their wire range is computed once
-    if span is None:
-        wires = obs.wires  # a sum's wires include every term's
-        span = obs.__dict__["_wire_span"] = (min(wires), max(wires)) if wires else (0, -1)
+    span = derived(obs, "_wire_span", lambda: _span(obs.wires))  # a sum's wires include every term's
     if span[0] >= 0 and span[1] < num_wires:
         return
     for w in obs.wires:
@@ -370,20 +382,20 @@ def num_qubits_of(state: Any) -> int:
     return int(state.shape[-1]).bit_length() - 1
 
 
-def _diagonal_split(obs: LinearCombination) -> tuple[list, list]:
-    """``(Z-only terms, other terms)`` of a sum, zero coefficients dropped (cached on the observable)."""
-    cached = obs.__dict__.get("_diagonal_split")
-    if cached is None:
+def _diagonal_split(obs: LinearCombination) -> tuple[tuple, tuple]:
+    """``(Z-only terms, other terms)`` of a sum as ``(c, term)`` pairs, zero coefficients dropped (once per
+    observable)."""
+    def build() -> tuple[tuple, tuple]:
         zterms, rest = [], []
         for c, t in zip(obs.coeffs, obs.terms, strict=True):
-            if c == 0:
-                continue
-            (zterms if _is_diagonal_pauli(t) else rest).append((c, t))
-        cached = obs.__dict__["_diagonal_split"] = (tuple(zterms), tuple(rest))
-    return list(cached[0]), list(cached[1])
+            if c != 0:
+                (zterms if _is_diagonal_pauli(t) else rest).append((c, t))
+        return tuple(zterms), tuple(rest)
+
+    return derived(obs, "_diagonal_split", build)
 
 
-def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tuple[Any, list]:
+def split_diagonal_terms(backend: Any, state: Any, obs: LinearCombination) -> tuple[Any, tuple]:
     """Fold the Z-only Pauli terms of a sum into one diagonal (None if there are none); return the rest."""
     zterms, rest = _diagonal_split(obs)
     if len(zterms) < 2:
