@@ -13,6 +13,7 @@ operations it does not run itself, so the un-apply/reduce/un-apply step exists o
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -78,8 +79,16 @@ class SweepStep:
         self.bra, self.ket, self.grad = bra, ket, grad
         self.matrix_ops = frozenset(matrix_ops)
         self.matrix_grads: dict[int, Any] = {}
-        self._inverses = program.kernels(theta, inverse=True)
-        self._derivatives = program.derivatives(theta)
+
+    @functools.cached_property
+    def _inverses(self) -> list[Any]:
+        """The inverted kernels, bound on first use (executors that run every operation never need them)."""
+        return self.program.kernels(self.theta, inverse=True)
+
+    @functools.cached_property
+    def _derivatives(self) -> dict[int, Any]:
+        """The derivative matrices per operation, bound on first use."""
+        return self.program.derivatives(self.theta)
 
     def __call__(self, index: int) -> None:
         be, bra, ket = self.backend, self.bra, self.ket
