@@ -22,7 +22,7 @@ from ..errors import DifferentiationError
 from ..measure import Expval, Measurement
 from ..memory import adjoint_footprint, check_policy, largest_that_fits, require, split_batch, vjp_footprint
 from ..program import program_of
-from ..simulate import batch_size, final_state, initial_state, resolve_dtype
+from ..simulate import batch_size, checked_final_state, initial_state, resolve_dtype
 from .common import cotangent_bra, output_shape, real_cotangent, rows_per_batch
 
 SHOTS_MESSAGE = (
@@ -53,16 +53,6 @@ def backward_sweep(
     grad = backend.xp.zeros((bra.shape[0], circuit.num_params), dtype=float)
     mgrads = run_sweep(backend, program_of(circuit), theta, bra, ket, grad, matrix_ops, executor)
     return grad, mgrads
-
-
-def _prepare(circuit: Circuit, params: Any, backend: Any, dtype: Any, shots: Any) -> tuple:
-    if shots is not None:
-        raise DifferentiationError(SHOTS_MESSAGE)
-    be = get_backend(backend, circuit.num_wires)
-    dt = resolve_dtype(dtype)
-    theta, _ = check_theta(circuit, params)
-    state, batched = final_state(circuit, theta, backend=be, dtype=dt)
-    return be, dt, theta, state, batched
 
 
 def _expval_jacobian(circuit: Circuit, m: Expval, theta: np.ndarray, batch: int | None, be: Any, dt: np.dtype
@@ -104,13 +94,14 @@ def adjoint_jacobian(
         raise DifferentiationError(SHOTS_MESSAGE)
     n, dt = circuit.num_wires, resolve_dtype(dtype)
     be = get_backend(backend, n)
+    theta, tb = check_theta(circuit, params)
+    implied = batch_size(circuit, tb)
+    b = implied or 1
+    fixed_batch = batch_size(circuit, None) is not None
+    hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
     lone_expval = len(measurements) == 1 and type(measurements[0]) is Expval
     if lone_expval and memory != "fit":  # the common case first: nothing to stack or split
-        theta, tb = check_theta(circuit, params)
-        implied = batch_size(circuit, tb)
-        hint = ("memory='fit' runs the parameter sets in chunks"
-                if (implied or 1) > 1 and batch_size(circuit, None) is None else "")
-        require(adjoint_footprint(n, implied or 1, dt, measurements, 1, 1), hint, be)
+        require(adjoint_footprint(n, b, dt, measurements, 1, 1), hint, be)
         return _expval_jacobian(circuit, measurements[0], theta, implied, be, dt)
     rows: list[tuple[int, int]] = []
     for mi, m in enumerate(measurements):
@@ -124,19 +115,14 @@ def adjoint_jacobian(
         if parts is not None:
             return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
                     [np.concatenate([q[1][i] for q in parts]) for i in range(len(measurements))], True)
-    theta, tb = check_theta(circuit, params)
-    implied = batch_size(circuit, tb)
-    b = implied or 1
-    fixed_batch = batch_size(circuit, None) is not None
     chunk = 1 if fixed_batch else rows_per_batch(n, b, dt.itemsize, len(rows))
     if memory == "fit":
         chunk = largest_that_fits(lambda c: adjoint_footprint(n, b, dt, measurements, c, len(rows)), chunk,
                                    be)
-    hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
     require(adjoint_footprint(n, b, dt, measurements, chunk, len(rows)), hint, be)
     if lone_expval:
         return _expval_jacobian(circuit, measurements[0], theta, implied, be, dt)
-    be, dt, theta, state, batched = _prepare(circuit, params, backend, dt, shots)
+    state, batched = checked_final_state(circuit, theta, tb, be, dt)
     from ..measure import measure
 
     # an expectation's value is read from its bra O|psi> (one inner product, not another pass over the state)
@@ -207,9 +193,10 @@ def adjoint_vjp(
         if parts is not None:
             return ([np.concatenate([q[0][i] for q in parts]) for i in range(len(measurements))],
                     np.concatenate([q[1] for q in parts]), {}, True)
-    b = batch_size(circuit, check_theta(circuit, params)[1]) or 1
+    theta, tb = check_theta(circuit, params)
+    b = batch_size(circuit, tb) or 1
     require(vjp_footprint(n, b, dt, measurements), "fewer parameter sets per call" if b > 1 else "", be)
-    be, dt, theta, state, batched = _prepare(circuit, params, backend, dtype, shots)
+    state, batched = checked_final_state(circuit, theta, tb, be, dt)
     from ..measure import measure
 
     values = [be.to_numpy(v) for v in measure(be, state, measurements)]
