@@ -117,6 +117,12 @@ def block_sequence(ops: list[Any], adjoint: bool, width: int) -> list[BlockOp | 
     return seq
 
 
+def blocks_generator_ops(passes: list[Any], generator_ops: Any) -> bool:
+    """Whether a blocked pass of an adjoint plan holds an operation differentiated through its generators
+    (those run only in the reference sweep step)."""
+    return any(bop.parts[0][0] in generator_ops for p in passes if p.blocked for bop in p.items)
+
+
 def dense_matrices(items: list[Any], kernels: list[Any]) -> dict[int, Any]:
     """The matrices of the source operations of blocked ops ``items`` from their bound ``kernels`` (the
     inverses in an adjoint sweep): None for a CNOT fused into a CSEL and for SWAP_SUB ops, which carry none."""

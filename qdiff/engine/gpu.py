@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.cuda import passes
-from ..fusion import dense_matrices
+from ..fusion import blocks_generator_ops, dense_matrices
 from ..program import apply_kernel, contract_derivatives
 from .executors import Executor, Purpose, Request
 
@@ -55,9 +55,8 @@ def accepts(request: Request) -> bool:
         return True
     if request.matrix_ops:
         return False
-    wide = request.program.generator_ops
     plan = _plan(request.program, states[1], adjoint=True)
-    return not any(bop.parts[0][0] in wide for fp in plan.passes if fp.blocked for bop in fp.items)
+    return not blocks_generator_ops(plan.passes, request.program.generator_ops)
 
 
 def _bind(backend: Any, plan: passes.FusedPlan, dense: dict[int, Any], state: Any) -> tuple[Any, int]:

@@ -27,7 +27,18 @@ import numpy as np
 from numba import njit, prange
 
 from ...cache import StructureCache
-from ...fusion import CSEL, CU1, SWAP_SUB, U1, U2, BlockOp, block_sequence, dense_matrices, op_matrices
+from ...fusion import (
+    CSEL,
+    CU1,
+    SWAP_SUB,
+    U1,
+    U2,
+    BlockOp,
+    block_sequence,
+    blocks_generator_ops,
+    dense_matrices,
+    op_matrices,
+)
 from ...program import contract_derivatives
 from ...schedule import GateWires, plan_passes
 from . import whole_circuit
@@ -455,9 +466,7 @@ def sweep_accepts(backend: Any, program: Any, bra: np.ndarray, ket: np.ndarray) 
     differentiated through its generator."""
     if not enabled(backend, bra, ket):
         return False
-    plan = plan_of(program, adjoint=True)
-    wide = program.generator_ops
-    return not any(bop.parts[0][0] in wide for bp in plan.passes if bp.blocked for bop in bp.items)
+    return not blocks_generator_ops(plan_of(program, adjoint=True).passes, program.generator_ops)
 
 
 def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: np.ndarray, grad: np.ndarray,
