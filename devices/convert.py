@@ -194,6 +194,55 @@ class Converted:
         return qdyn.DynamicCircuit(self.circuit, self.schedule)
 
 
+@functools.cache
+def _fixed_ndim_params(cls: type) -> tuple[int, ...] | None:
+    """The parameter ranks an operator class fixes as a class attribute, or None (a per-instance property)."""
+    nd = getattr(cls, "ndim_params", None)
+    return nd if isinstance(nd, tuple) else None
+
+
+def op_batch_size(op: Any) -> int | None:
+    """``op.batch_size``, read from parameter shapes where the class fixes its parameter ranks.
+
+    PennyLane's own check dispatches every parameter through ``qml.math`` (about 0.1 ms an operation,
+    paid again on every new tape). Parameters with a plain shape tuple (numpy, autograd, torch, JAX)
+    against a class-level ``ndim_params`` are read here; anything else (sparse data, unknown shapes,
+    ranks that fit neither way, unequal batch sizes) goes to ``op.batch_size``, which also raises
+    PennyLane's error for inconsistent data.
+    """
+    while isinstance(op, (Adjoint, Controlled)):
+        op = op.base
+    expected = _fixed_ndim_params(type(op))
+    if expected is None or len(expected) != len(op.data):
+        return op.batch_size
+    size = None
+    for d, e in zip(op.data, expected, strict=True):
+        shape = getattr(d, "shape", ()) if not isinstance(d, (float, int, complex)) else ()
+        if not isinstance(shape, tuple) or len(shape) not in (e, e + 1) or None in shape:
+            return op.batch_size
+        if len(shape) == e + 1:
+            if size is not None and shape[0] != size:
+                return op.batch_size
+            size = shape[0]
+    return size
+
+
+def tape_batch_size(tape: Any) -> int | None:
+    """``tape.batch_size`` through :func:`op_batch_size` (the same value and the same error on a mismatch)."""
+    candidate = None
+    for op in tape.operations:
+        size = op_batch_size(op)
+        if size is None:
+            continue
+        if candidate is not None and size != candidate:
+            raise ValueError(
+                "The batch sizes of the quantum script operations do not match, they include "
+                f"{candidate} and {size}."
+            )
+        candidate = size
+    return candidate
+
+
 def wire_order_for(tape: Any, device_wires: Any) -> list[Any]:
     """Simulated wires: the tape's wires, in device order when the device has wire labels."""
     tape_wires = tape.wires
@@ -337,7 +386,7 @@ def convert_tape(tape: Any, device_wires: Any = None, refs: Iterable[int] | None
     if not wire_order:  # nothing acts on any wire: simulate one idle qubit
         wire_order = ["__qdiff_idle__"]
     wire_map = {w: i for i, w in enumerate(wire_order)}
-    batch = tape.batch_size
+    batch = tape_batch_size(tape)
     ops = tape.operations
     refs_set = None if refs is None else set(refs)  # None: every gate parameter (no tape.par_info: it walks
     # the observables' data too, a 600-term Hamiltonian's coefficients one by one)

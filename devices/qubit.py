@@ -55,8 +55,10 @@ from .convert import (
     differentiable_plans,
     native_operation,
     observable_supported,
+    op_batch_size,
     plan_measurements,
     supports_operation,
+    tape_batch_size,
     unwrap,
 )
 from .results import counts_from_values, pack, rotated_state, tape_results
@@ -118,7 +120,7 @@ def decompose_operations(tape: Any, **options: Any) -> Any:
 def _is_broadcast_param(tape: Any, index: int) -> bool:
     info = tape.par_info[index]
     op = info["op"]
-    if getattr(op, "batch_size", None) is None:
+    if op_batch_size(op) is None:
         return False
     try:
         expected = op.ndim_params[info["p_idx"]]
@@ -135,7 +137,7 @@ def expand_trainable_broadcast(tape: Any) -> Any:
     a diagonal ``(B, B)`` block that PennyLane's Jacobian products do not accept. Broadcast tapes
     whose trainable parameters are scalars stay one batched simulation and one batched adjoint sweep.
     """
-    if tape.batch_size is None or not any(_is_broadcast_param(tape, i) for i in tape.trainable_params):
+    if tape_batch_size(tape) is None or not any(_is_broadcast_param(tape, i) for i in tape.trainable_params):
         return (tape,), _null_postprocessing
     return broadcast_expand(tape)
 
@@ -379,8 +381,8 @@ class QDiffQubit(Device):
                 updates["use_device_gradient"] = True
             if config.grad_on_execution is None:
                 updates["grad_on_execution"] = True
-            broadcast = circuit is not None and circuit.batch_size is not None
-            decomposed = broadcast and not all(native_operation(op) for op in circuit.operations)
+            decomposed = (circuit is not None and not all(native_operation(op) for op in circuit.operations)
+                          and tape_batch_size(circuit) is not None)
             if not native_shift and decomposed and config.interface in BROADCAST_VJP_INTERFACES:
                 # a broadcast circuit (a batch of inputs) with operations to decompose (templates)
                 # answers through one batched device VJP, the same numbers as Jacobians, for which

@@ -114,12 +114,16 @@ class SpectralPlan:
 
     Gate ``g`` is the product of factors ``fstart[g] .. fstart[g+1]-1`` (constant ``const[g]`` when it
     has none), daggered when ``inverse[g]``. Factor ``f`` has value ``coeff[f] * theta[pidx[f]] +
-    offset[f]`` (``pidx = -1``: constant). Occurrence ``q`` (gate ``occ_gate[q]``, factor ``occ_factor[q]``)
-    contributes ``occ_coeff[q] * d/dv`` to parameter ``occ_param[q]``; occurrences are sorted by gate,
-    with ``occ_start`` the per-gate offsets.
+    offset[f]`` (``pidx = -1``: constant) where ``theta`` is :meth:`columns`: the circuit's parameters
+    followed by one column per batched constant parameter (a broadcast input such as ``RX(x_batch)``),
+    so a batch of inputs binds in the same compiled call as the trainable parameters. Occurrence ``q``
+    (gate ``occ_gate[q]``, factor ``occ_factor[q]``) contributes ``occ_coeff[q] * d/dv`` to parameter
+    ``occ_param[q]``; occurrences are sorted by gate, with ``occ_start`` the per-gate offsets.
     """
 
-    def __init__(self, ops: list[Operation], constants: list[np.ndarray | None]):
+    def __init__(self, ops: list[Operation], constants: list[np.ndarray | None], num_params: int = 0):
+        self.num_params = num_params
+        batched: list[np.ndarray] = []
         f_src: list[tuple[int, float, float]] = []  # (pidx, coeff, offset)
         f_data: list[tuple] = []
         fstart, occ_start = [0], [0]
@@ -138,6 +142,9 @@ class SpectralPlan:
                     if isinstance(p, ParamRef):
                         occ.append((g, len(f_src), p.index, p.coeff))
                         f_src.append((p.index, p.coeff, p.offset))
+                    elif np.ndim(p) == 1:
+                        f_src.append((num_params + len(batched), 1.0, 0.0))
+                        batched.append(np.asarray(p, dtype=float))
                     else:
                         f_src.append((-1, 0.0, float(p)))
                     f_data.append(data)
@@ -159,22 +166,43 @@ class SpectralPlan:
         self.occ_param = np.array([o[2] for o in occ], dtype=np.int64)
         self.occ_coeff = np.array([o[3] for o in occ], dtype=float)
         self.occ_start = np.array(occ_start, dtype=np.int64)
+        self.batched = np.stack(batched, axis=1) if batched else None
+        """``(B, H)``: the batched constant parameters, one column each (None when there are none)."""
+
+    def columns(self, theta: np.ndarray) -> np.ndarray:
+        """``(Bm, P + H)`` rows the compiled binder reads: ``theta`` (broadcast over the batch of the
+        batched constants), then the batched constants; one zero column when there is nothing at all."""
+        p = theta.shape[-1] if theta.ndim else 0
+        t2 = theta.reshape(-1, p) if p else np.zeros((theta.shape[0] if theta.ndim == 2 else 1, 0))
+        if self.batched is None:
+            return t2 if p else np.zeros((t2.shape[0] or 1, 1))
+        rows = self.batched.shape[0]
+        if t2.shape[0] not in (1, rows):
+            raise ValueError(f"parameter batch of {t2.shape[0]} does not match the gate data's batch of {rows}")
+        return np.concatenate([np.broadcast_to(t2, (rows, t2.shape[1])), self.batched], axis=1)
 
 
-def spectral_plan(ops: list[Operation], constants: list[np.ndarray | None]) -> SpectralPlan | None:
+def spectral_plan(ops: list[Operation], constants: list[np.ndarray | None],
+                  num_params: int = 0) -> SpectralPlan | None:
     """A :class:`SpectralPlan` for ``ops`` (``constants[g]``: padded 4 x 4 matrix of a parameter-free op), or None.
 
-    None when some parameterised op has no spectral form (wide, hyper data such as a Pauli word) or
-    carries per-batch constant parameters.
+    ``num_params``: the circuit's parameter count (batched constants become the columns after it).
+    None when some parameterised op has no spectral form (wide, hyper data such as a Pauli word), or
+    its constant parameters are neither scalars nor one batch of scalars of the same size as the others.
     """
+    batch = None
     for op, const in zip(ops, constants, strict=True):
         if const is not None:
             continue
         if gate_spectra(op.gate.name, len(op.wires)) is None:
             return None
-        if not all(isinstance(p, ParamRef) or np.ndim(p) == 0 for p in op.params):
-            return None
-    return SpectralPlan(ops, constants)
+        for p in op.params:
+            if isinstance(p, ParamRef) or np.ndim(p) == 0:
+                continue
+            if np.ndim(p) != 1 or (batch is not None and len(p) != batch):
+                return None
+            batch = len(p)
+    return SpectralPlan(ops, constants, num_params)
 
 
 __all__ = ["FactorSpectrum", "SpectralPlan", "gate_spectra", "spectral_plan", "MAX_DIM"]

@@ -334,6 +334,40 @@ def test_broadcast_state_prep_and_matrix():
     assert_nested_close(a(states), b(states))
 
 
+def _batch_size_case(k):
+    """Operation list ``k``, built fresh (PennyLane caches an operation's batch size, even after an error)."""
+    b3, b2 = np.array([0.1, 0.2, 0.3]), np.array([0.4, 0.5])
+    u3 = np.stack([U4, U4.T, U4])
+    return [
+        [qml.RX(0.3, 0), qml.CNOT([0, 1])],
+        [qml.RX(b3, 0), qml.Rot(0.1, b3, 0.2, 1)],
+        [qml.adjoint(qml.Rot(b3, 0.1, 0.2, 0)), qml.ctrl(qml.RY(b3, 1), 0), qml.CRX(0.2, [0, 1])],
+        [qml.StatePrep(np.stack([np.eye(4)[0], np.eye(4)[3]]).astype(complex), wires=[0, 1]),
+         qml.RZ(pnp.array(b2, requires_grad=True), 1)],
+        [qml.QubitUnitary(u3, wires=[0, 1]), qml.IsingXX(b3, [0, 1]), qml.PauliRot(b3, "XY", [0, 1])],
+        [qml.QubitUnitary(U4, wires=[0, 1]), qml.GlobalPhase(b2), qml.Hadamard(0)],
+        [qml.MultiRZ(b3, [0, 1]), qml.exp(qml.X(0) @ qml.Y(1), 0.3j)],
+        [qml.RX(b3, 0), qml.RY(b2, 1)],  # mismatched: PennyLane's error
+        [qml.Rot(b3, b2, 0.1, 0)],  # mismatched inside one operation
+    ][k]
+
+
+@pytest.mark.parametrize("k", range(9))
+def test_tape_batch_size_agrees_with_pennylane(k):
+    from qdiff.devices.convert import tape_batch_size
+
+    def tape():
+        return qml.tape.QuantumScript(_batch_size_case(k), [qml.expval(qml.Z(0))])
+
+    try:
+        expected = tape().batch_size
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc).split(":")[0].split(",")[0]):
+            tape_batch_size(tape())
+        return
+    assert tape_batch_size(tape()) == expected
+
+
 # ------------------------------------------------------------------------------------------------
 # shots
 

@@ -271,6 +271,40 @@ def test_one_call_gradient_matches_numpy_reference(case) -> None:
         assert select(request).name == "compiled-program", "the compiled one-call path was not chosen"
 
 
+def _reuploading(n: int, x: np.ndarray) -> qd.Circuit:
+    """A re-uploading classifier: broadcast inputs (batched constants) between trainable rotations."""
+    c = qd.Circuit(n)
+    p = c.params(3 * n + 1)
+    for layer in range(2):
+        for w in range(n):
+            c.rx(x[:, w], wires=w)
+            c.rot(p[3 * w], p[3 * w + 1] if layer else x[:, w] + 0.2, p[3 * w + 2], wires=w)
+        for w in range(n - 1):
+            c.cnot(w, w + 1)
+    c.add("CRY", p[3 * n], wires=[0, n - 1]).add("IsingXX", 0.4, wires=[1, 2])
+    return c
+
+
+@pytest.mark.parametrize("rows", [1, 5])  # one theta for the whole batch, or one theta row per input
+def test_broadcast_inputs_bind_in_the_one_call_gradient(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    n, batch = 4, 5
+    c = _reuploading(n, rng.uniform(-1, 1, (batch, n)))
+    theta = rng.uniform(-np.pi, np.pi, (rows, c.num_params))[0 if rows == 1 else slice(None)]
+    obs = qd.Z(0) - 0.5 * qd.X(1) @ qd.Y(3)
+    state = np.zeros((batch, 2**n), dtype=np.complex128)
+    request = Request(get_backend("numpy"), program_of(c), (state,), Purpose.EXPVAL_GRAD, observable=obs)
+    assert select(request).name == "compiled-program"
+    value, grad = qd.value_and_grad(c, obs, theta, method="adjoint")
+    states = qd.state(c, theta)
+    with kernel_mode("numpy"):
+        ref_value, ref_grad = qd.value_and_grad(c, obs, theta, method="adjoint")
+        ref_states = qd.state(c, theta)
+    np.testing.assert_allclose(value, ref_value, atol=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
+    np.testing.assert_allclose(states, ref_states, atol=1e-12)
+
+
 def test_one_call_gradient_closed_form() -> None:
     # <Z0 + 0.5 X1> after RX(a) on 0 and RY(b) on 1: cos a + 0.5 sin b
     c = qd.Circuit(2)

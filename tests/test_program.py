@@ -54,13 +54,28 @@ def test_spectral_form_reproduces_matrix_and_derivative(name: str, k: int) -> No
             np.testing.assert_allclose(exact, fd, atol=1e-8)
 
 
-def test_no_spectral_form_for_pauli_rot_or_batched_constants() -> None:
+def test_no_spectral_form_for_pauli_rot() -> None:
     c = qd.Circuit(2)
     c.add("PauliRot", 0.3, wires=[0, 1], hyper="XY")
     assert spectral_plan(list(c.operations), [None]) is None
-    c2 = qd.Circuit(1)
-    c2.add("RX", np.array([0.1, 0.2]), wires=0)
-    assert spectral_plan(list(c2.operations), [None]) is None
+
+
+def test_batched_constants_are_columns_after_the_parameters() -> None:
+    c = qd.Circuit(1)
+    p = c.params(2)
+    x = np.array([0.1, 0.2, 0.3])
+    c.add("RX", x, wires=0).add("Rot", p[1], 2 * x, p[0], wires=0)
+    plan = spectral_plan(list(c.operations), [None, None], c.num_params)
+    np.testing.assert_array_equal(plan.batched, np.stack([x, 2 * x], axis=1))
+    np.testing.assert_array_equal(plan.f_pidx, [2, 1, 3, 0])  # RX: column 2; Rot = RZ(p1) RY(2x) RZ(p0)
+    theta = np.array([0.5, -0.7])
+    np.testing.assert_array_equal(plan.columns(theta), np.column_stack([np.tile(theta, (3, 1)), x, 2 * x]))
+    rows = np.array([[0.5, -0.7], [0.1, 0.1], [1.0, 2.0]])
+    np.testing.assert_array_equal(plan.columns(rows)[:, :2], rows)
+    with pytest.raises(ValueError, match="batch"):
+        plan.columns(np.zeros((2, 2)))
+    other = qd.Circuit(1).add("RX", x, wires=0).add("RY", np.array([0.1, 0.2]), wires=0)
+    assert spectral_plan(list(other.operations), [None, None]) is None  # two different batches
 
 
 # -- programs ---------------------------------------------------------------------------------------

@@ -266,7 +266,8 @@ class PackedProgram:
         fixed = program._constant_kernels[False]
         constants = [(_constant_matrix(fixed[i]) if i in fixed else None) for i in keep]
         batched_constant = any(c is None and i in fixed for c, i in zip(constants, keep, strict=True))
-        self.spectral = None if batched_constant else spectral_plan([ops[i] for i in keep], constants)
+        self.spectral = (None if batched_constant
+                         else spectral_plan([ops[i] for i in keep], constants, program.circuit.num_params))
         self._occurrences: tuple | None = None
 
     def matrices(self, theta: np.ndarray, batch: int, derivatives: bool = False) -> tuple[np.ndarray, Any]:
@@ -274,7 +275,7 @@ class PackedProgram:
         sp = self.spectral
         if sp is None:
             return self._kernel_matrices(theta, batch, derivatives)
-        t2 = theta.reshape(-1, theta.shape[-1]) if theta.shape[-1] else np.zeros((theta.size or 1, 1))
+        t2 = sp.columns(theta)
         bm = t2.shape[0]
         mats = np.empty((bm, len(self.keep), 4, 4), dtype=np.complex128)
         dmats = np.empty((bm, max(1, len(sp.occ_gate)) if derivatives else 0, 4, 4), dtype=np.complex128)
