@@ -424,42 +424,49 @@ def _shared_z_diagonal(xp: Any, where: tuple, num_wires: int, terms: tuple[tuple
     return diag
 
 
-PAULI_ARRAYS_MAX_QUBITS = 16
-"""Pauli sums are packed as arrays (with a dense diagonal for their Z part) up to this many qubits."""
+PAULI_TABLE_MAX_ENTRIES = 1 << 19
+"""Per-group sign tables are built while groups x 2**n stays within this (8 MiB of complex128)."""
 
 
-def pauli_sum_arrays(obs: Observable, num_wires: int) -> tuple | None:
-    """A Pauli sum as arrays for compiled code, or None when ``obs`` is not a sum of Pauli words.
+def _parity(v: np.ndarray) -> np.ndarray:
+    """Parity of the set bits of each entry of a non-negative int64 array."""
+    for shift in (32, 16, 8, 4, 2, 1):
+        v = v ^ (v >> shift)
+    return v & 1
 
-    Returns ``(diag, xmasks, zmasks, coeffs)``: the real diagonal ``(2**n,)`` of all Z-only terms, and
-    per other word the bit masks of its X/Y and Y/Z letters (wire ``w`` is bit ``n-1-w``) and its
-    coefficient times ``i**(number of Y)``, so ``P|psi>[i ^ x] = c (-1)^popcount(i & z) psi[i]``.
-    Cached on the observable (they only depend on the number of wires).
+
+def pauli_group_tables(obs: Observable, num_wires: int) -> tuple | None:
+    """A Pauli sum as arrays for compiled code: ``(diag, xmasks, tables)``, or None.
+
+    ``diag (2**n,)`` is the real diagonal of all Z-only terms; the other words are grouped by the bits
+    they flip (``xmasks (G,)``, wire ``w`` is bit ``n-1-w``) and group ``g``'s terms summed into one
+    table ``tables[g, j] = sum_t c_t i**(#Y_t) (-1)**popcount(j & z_t)``, so that
+    ``(O psi)[i] = diag[i] psi[i] + sum_g tables[g, j] psi[j]`` with ``j = i ^ xmasks[g]``: one pass
+    per flip mask, whatever the number of terms. None when ``obs`` is not a sum of Pauli words or the
+    tables would exceed ``PAULI_TABLE_MAX_ENTRIES``. Built once and cached on the (immutable) observable.
     """
-    if num_wires > PAULI_ARRAYS_MAX_QUBITS:
-        return None
-    cache = obs.__dict__.setdefault("_pauli_arrays", {})
+    cache = obs.__dict__.setdefault("_pauli_tables", {})
     if num_wires in cache:
         return cache[num_wires]
+    cache[num_wires] = None
     lc = as_linear_combination(obs)
-    zterms, masks = [], []
-    for c, t in zip(lc.coeffs, lc.terms, strict=True):
-        if not isinstance(t, PauliWord):
-            cache[num_wires] = None
-            return None
-        if _is_diagonal_pauli(t):
-            zterms.append((c, t))
-            continue
-        x, z, phase = word_masks(t, num_wires)
-        masks.append((x, z, c * phase))
-    out = (
-        z_diagonal(np, num_wires, zterms),
-        np.array([m[0] for m in masks], dtype=np.int64),
-        np.array([m[1] for m in masks], dtype=np.int64),
-        np.array([m[2] for m in masks], dtype=np.complex128),
-    )
-    cache[num_wires] = out
-    return out
+    if not all(isinstance(t, PauliWord) for t in lc.terms):
+        return None
+    zterms = [(c, t) for c, t in zip(lc.coeffs, lc.terms, strict=True) if _is_diagonal_pauli(t)]
+    words = [(c, t) for c, t in zip(lc.coeffs, lc.terms, strict=True) if not _is_diagonal_pauli(t)]
+    groups = PauliGroups.of(words, num_wires)
+    if len(groups.xmasks) * 2**num_wires > PAULI_TABLE_MAX_ENTRIES:
+        return None
+    j = np.arange(2**num_wires, dtype=np.int64)
+    tables = np.zeros((len(groups.xmasks), 2**num_wires), dtype=np.complex128)
+    for g in range(len(groups.xmasks)):
+        for t in range(groups.starts[g], groups.starts[g + 1]):
+            tables[g] += groups.coeffs[t] * (1 - 2 * _parity(j & groups.zmasks[t]))
+    diag = np.ascontiguousarray(z_diagonal(np, num_wires, zterms), dtype=np.float64)
+    for a in (diag, tables):
+        a.flags.writeable = False
+    cache[num_wires] = (diag, groups.xmasks, tables)
+    return cache[num_wires]
 
 
 def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:

@@ -18,9 +18,10 @@ import numpy as np
 
 from .circuit import Operation, ParamRef
 from .gates import GATES
+from .ir.kinds import Kind
 
 MAX_DIM = 4
-"""Gates on at most two targets (matrices up to 4 x 4) are packed."""
+"""Gates on at most two targets (matrices up to 4 x 4) are packed, wider SUBSPACE gates compressed to 3 x 3."""
 
 EIGEN_TOL = 1e-9
 """Eigenvalues of a generator closer than this are one eigenvalue (one projector)."""
@@ -61,30 +62,66 @@ def _projectors(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=256)
+def compressed_basis(name: str, k: int) -> tuple[int, int, int] | None:
+    """For a SUBSPACE gate on more targets than ``MAX_DIM`` allows (DoubleExcitation): its two rotated
+    local basis states and one of the others, ``(i0, i1, r)``; else None.
+
+    Such a gate is a 2 x 2 block on ``(i0, i1)`` and one common phase on every other basis state, so
+    the 3 x 3 block on ``(i0, i1, r)`` (its *compressed* matrix) is the whole gate.
+    """
+    gate = GATES[name]
+    if gate.kind != Kind.SUBSPACE or gate.subspace is None or 2**k <= MAX_DIM:
+        return None
+    i0, i1 = gate.subspace
+    return i0, i1, next(i for i in range(2**k) if i not in (i0, i1))
+
+
+def compress(m: np.ndarray, basis: tuple[int, ...]) -> np.ndarray:
+    """The block of ``m (..., d, d)`` on the local basis states ``basis`` (rows and columns)."""
+    idx = list(basis)
+    return m[..., idx, :][..., :, idx]
+
+
+def expand(block: np.ndarray, basis: tuple[int, int, int], d: int) -> np.ndarray:
+    """The full ``(d, d)`` matrix of a compressed SUBSPACE gate (the phase ``block[2, 2]`` on every other state)."""
+    out = np.diag(np.full(d, block[2, 2]))
+    i0, i1, _ = basis
+    out[np.ix_([i0, i1], [i0, i1])] = block[:2, :2]
+    return out
+
+
+@functools.lru_cache(maxsize=256)
 def gate_spectra(name: str, k: int) -> tuple[FactorSpectrum, ...] | None:
-    """Spectral factors of base gate ``name`` on ``k`` targets, or None when it has no such form here."""
+    """Spectral factors of base gate ``name`` on ``k`` targets, or None when it has no such form here.
+
+    A SUBSPACE gate wider than ``MAX_DIM`` (see :func:`compressed_basis`) gets the factors of its
+    compressed matrix; both forms are checked against the gate table's full matrices.
+    """
     gate = GATES[name]
     d = 2**k
-    if gate.num_params == 0 or gate.hyper is not None or d > MAX_DIM:
+    basis = compressed_basis(name, k)
+    if gate.num_params == 0 or gate.hyper is not None or (d > MAX_DIM and basis is None):
         return None
     factors = [(f.gate, f.param, f.targets) for f in gate.factors] or [(name, 0, tuple(range(k)))]
+    shrink = (lambda m: m) if basis is None else (lambda m: compress(m, basis))
     spectra = []
     for fname, param, targets in factors:
         fgate = GATES[fname]
         if len(targets) != k or fgate.num_params != 1 or fgate.generator_fn is None or fgate.hyper is not None:
             return None
-        lam, proj = _projectors(fgate.generator(None, k).dense())
-        base = np.asarray(fgate.matrix((np.float64(0.0),), None, k), dtype=complex)
+        lam, proj = _projectors(shrink(fgate.generator(None, k).dense()))
+        base = shrink(np.asarray(fgate.matrix((np.float64(0.0),), None, k), dtype=complex))
         spectra.append(FactorSpectrum(param, lam, proj, base))
     rng = np.random.default_rng(7)
     for _ in range(3):  # the spectral product must be the gate table's matrix
         params = rng.uniform(-4.0, 4.0, size=gate.num_params)
-        u = np.eye(d, dtype=complex)
+        u = np.eye(base.shape[0], dtype=complex)
         for f in spectra:
             v = params[f.param] if isinstance(f.param, int) else float(f.param)
             u = f.matrix(v) @ u
         ref = gate.matrix(tuple(np.float64(p) for p in params), None, k)
-        if not np.allclose(u, ref, atol=CHECK_TOL, rtol=0.0):
+        full = u if basis is None else expand(u, basis, d)
+        if not np.allclose(full, ref, atol=CHECK_TOL, rtol=0.0):
             return None
     return tuple(spectra)
 
@@ -110,7 +147,8 @@ def _packed_factors(name: str, k: int) -> tuple[tuple[Any, int, np.ndarray, np.n
 
 
 class SpectralPlan:
-    """A circuit's gates (each on <= 2 targets) as spectral factors and constants, in flat arrays.
+    """A circuit's gates (each on <= 2 targets, or compressed SUBSPACE gates) as spectral factors and
+    constants, in flat arrays.
 
     Gate ``g`` is the product of factors ``fstart[g] .. fstart[g+1]-1`` (constant ``const[g]`` when it
     has none), daggered when ``inverse[g]``. Factor ``f`` has value ``coeff[f] * theta[pidx[f]] +
@@ -205,4 +243,5 @@ def spectral_plan(ops: list[Operation], constants: list[np.ndarray | None],
     return SpectralPlan(ops, constants, num_params)
 
 
-__all__ = ["FactorSpectrum", "SpectralPlan", "gate_spectra", "spectral_plan", "MAX_DIM"]
+__all__ = ["FactorSpectrum", "SpectralPlan", "compress", "compressed_basis", "expand", "gate_spectra", "spectral_plan",
+           "MAX_DIM"]

@@ -16,13 +16,13 @@ from conftest import kernel_mode
 import qdiff as qd
 from qdiff.gates import GATES
 from qdiff.program import program_of
-from qdiff.spectral import gate_spectra, spectral_plan
+from qdiff.spectral import compressed_basis, gate_spectra, spectral_plan
 
 # -- spectral forms ---------------------------------------------------------------------------------
 
 SPECTRAL_GATES = [
-    (name, k) for name, g in GATES.items() if g.num_params and g.hyper is None for k in (1, 2)
-    if g.num_wires in (None, k) and g.min_wires <= k
+    (name, k) for name, g in GATES.items() if g.num_params and g.hyper is None for k in (1, 2, 3, 4)
+    if g.num_wires in (None, k) and g.min_wires <= k and (k <= 2 or compressed_basis(name, k) is not None)
 ]
 
 
@@ -35,12 +35,18 @@ def test_spectral_form_reproduces_matrix_and_derivative(name: str, k: int) -> No
     for _ in range(4):
         params = rng.uniform(-7, 7, size=gate.num_params)
 
+        basis = compressed_basis(name, k)  # wide excitations: the 3 x 3 block, the rest one common phase
+
         def product(ps: np.ndarray, which: int | None = None) -> np.ndarray:
-            u = np.eye(2**k, dtype=complex)
+            u = np.eye(2**k if basis is None else 3, dtype=complex)
             for fi, f in enumerate(spectra):
                 v = ps[f.param] if isinstance(f.param, int) else float(f.param)
                 u = f.matrix(v, derivative=fi == which) @ u
-            return u
+            if basis is None:
+                return u
+            full = np.diag(np.full(2**k, u[2, 2]))
+            full[np.ix_(basis[:2], basis[:2])] = u[:2, :2]
+            return full
 
         ref = gate.matrix(tuple(params), None, k)
         np.testing.assert_allclose(product(params), ref, atol=1e-13)

@@ -1,9 +1,11 @@
 """Whole-circuit CPU executor for small states: forward pass and adjoint sweep in one compiled call.
 
 For a few qubits a gate costs nanoseconds and Python's per-gate dispatch dominates (microseconds).
-Here a circuit whose gates act on at most two targets (any controls) is packed into arrays once
-(:class:`PackedProgram`), and numba runs the whole forward pass or the whole adjoint backward sweep
-(un-apply, reduced outer product, derivative contraction, un-apply) without returning to Python.
+Here a circuit whose gates act on at most two targets (any controls), or are excitations rotating two
+basis states of more targets (DoubleExcitation and its Plus/Minus forms, run as a 2 x 2 block and a
+phase), is packed into arrays once (:class:`PackedProgram`), and numba runs the whole forward pass or
+the whole adjoint backward sweep (un-apply, reduced outer product, derivative contraction, un-apply)
+without returning to Python.
 Serial on purpose: threads cost more than they save at this size.
 """
 
@@ -15,15 +17,19 @@ import numpy as np
 from numba import njit
 
 from ...ir.kinds import Kind
-from ...observables import pauli_sum_arrays
+from ...observables import pauli_group_tables
 from ...program import exec_kind, kernel_matrix
-from ...spectral import spectral_plan
+from ...spectral import compress, compressed_basis, spectral_plan
 from .jit import CACHE
 
 MAX_QUBITS = 12
 """States up to this many qubits use the whole-circuit executor (larger ones: per-gate kernels)."""
 
-DENSE, DIAGONAL = 0, 1
+DENSE, DIAGONAL, SUBSPACE = 0, 1, 2
+KIND, K, B0, B1, CMASK, CVAL, TMASK, OFF0, OFF1 = range(9)
+"""Columns of a packed gate's geometry row: kind, targets, bit of the first and last target, control
+mask and values, and for SUBSPACE gates the mask of all target bits and the offsets of the two rotated
+basis states."""
 
 
 @njit(cache=CACHE, inline="always")
@@ -32,9 +38,32 @@ def _entry(m: np.ndarray, i: int, j: int, dagger: bool) -> complex:
 
 
 @njit(cache=CACHE)
-def _apply(psi, kind, k, b0, b1, cmask, cval, m, dagger):  # pragma: no cover - compiled
-    """Apply one (controlled) 1- or 2-target gate, or its adjoint, to one state vector in place."""
+def _apply(psi, geo, m, dagger):  # pragma: no cover - compiled
+    """Apply one packed gate (geometry row ``geo``, padded matrix ``m``), or its adjoint, in place.
+
+    DENSE and DIAGONAL gates act on one or two targets; a SUBSPACE gate's ``m`` is its compressed
+    matrix: the 2 x 2 block on the basis states at offsets OFF0, OFF1 of each block of the targets,
+    and the phase ``m[2, 2]`` on every other basis state.
+    """
     n_amp = psi.shape[0]
+    kind, k, b0, b1, cmask, cval = geo[KIND], geo[K], geo[B0], geo[B1], geo[CMASK], geo[CVAL]
+    if kind == SUBSPACE:
+        tmask, o0, o1 = geo[TMASK], geo[OFF0], geo[OFF1]
+        u00, u01 = _entry(m, 0, 0, dagger), _entry(m, 0, 1, dagger)
+        u10, u11 = _entry(m, 1, 0, dagger), _entry(m, 1, 1, dagger)
+        ph = _entry(m, 2, 2, dagger)
+        phased = ph != 1
+        for i in range(n_amp):
+            if (i & cmask) != cval:
+                continue
+            t = i & tmask
+            if t == 0:
+                a0, a1 = psi[i + o0], psi[i + o1]
+                psi[i + o0] = u00 * a0 + u01 * a1
+                psi[i + o1] = u10 * a0 + u11 * a1
+            if phased and t != o0 and t != o1:
+                psi[i] *= ph
+        return
     if kind == DIAGONAL:
         for i in range(n_amp):
             if (i & cmask) != cval:
@@ -75,10 +104,31 @@ def _apply(psi, kind, k, b0, b1, cmask, cval, m, dagger):  # pragma: no cover - 
 
 
 @njit(cache=CACHE)
-def _reduced(bra, ket, k, b0, b1, cmask, cval):  # pragma: no cover - compiled
-    """``R[a, c] = sum conj(bra[a, rest]) ket[c, rest]`` on the gate's (controlled) targets."""
+def _reduced(bra, ket, geo, r):  # pragma: no cover - compiled
+    """``r[a, c] = sum conj(bra[a, rest]) ket[c, rest]`` on the gate's (controlled) targets, into ``r (4, 4)``.
+
+    For a SUBSPACE gate in its compressed basis: a, c over the two rotated states, and ``r[2, 2]``
+    summed over every other basis state of the targets.
+    """
+    r[:] = 0
+    k, b0, b1, cmask, cval = geo[K], geo[B0], geo[B1], geo[CMASK], geo[CVAL]
+    if geo[KIND] == SUBSPACE:
+        tmask, o0, o1 = geo[TMASK], geo[OFF0], geo[OFF1]
+        for i in range(bra.shape[0]):
+            if (i & cmask) != cval:
+                continue
+            t = i & tmask
+            if t == 0:
+                j0, j1 = i + o0, i + o1
+                c0, c1 = np.conj(bra[j0]), np.conj(bra[j1])
+                r[0, 0] += c0 * ket[j0]
+                r[0, 1] += c0 * ket[j1]
+                r[1, 0] += c1 * ket[j0]
+                r[1, 1] += c1 * ket[j1]
+            if t != o0 and t != o1:
+                r[2, 2] += np.conj(bra[i]) * ket[i]
+        return
     d = 2 if k == 1 else 4
-    r = np.zeros((d, d), dtype=np.complex128)
     s0 = 1 << b0
     s1 = (1 << b1) if k == 2 else 0
     for i in range(bra.shape[0]):
@@ -92,37 +142,35 @@ def _reduced(bra, ket, k, b0, b1, cmask, cval):  # pragma: no cover - compiled
             cb = np.conj(bra[idx[a]])
             for c in range(d):
                 r[a, c] += cb * ket[idx[c]]
-    return r
 
 
 @njit(cache=CACHE)
-def run_forward(states, kinds, ks, b0s, b1s, cmasks, cvals, mats):  # pragma: no cover - compiled
+def run_forward(states, geo, mats):  # pragma: no cover - compiled
     """Apply every gate to each state of the batch; ``mats`` is ``(Bm, L, 4, 4)`` with Bm 1 or B."""
     for b in range(states.shape[0]):
         mb = min(b, mats.shape[0] - 1)
-        for g in range(kinds.shape[0]):
-            _apply(states[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], False)
+        for g in range(geo.shape[0]):
+            _apply(states[b], geo[g], mats[mb, g], False)
 
 
 @njit(cache=CACHE)
-def run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff,
-                dmats, grad):  # pragma: no cover - compiled
+def run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad):  # pragma: no cover - compiled
     """Backward sweep: for each gate (last first) un-apply from ket, contract derivatives, un-apply from bra."""
+    r = np.zeros((4, 4), dtype=np.complex128)
     for b in range(bras.shape[0]):
         mb = min(b, mats.shape[0] - 1)
         db = min(b, dmats.shape[0] - 1)
-        for g in range(kinds.shape[0] - 1, -1, -1):
-            _apply(kets[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], True)
+        for g in range(geo.shape[0] - 1, -1, -1):
+            _apply(kets[b], geo[g], mats[mb, g], True)
             if occ_start[g + 1] > occ_start[g]:
-                r = _reduced(bras[b], kets[b], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g])
-                d = r.shape[0]
+                _reduced(bras[b], kets[b], geo[g], r)
                 for q in range(occ_start[g], occ_start[g + 1]):
                     s = 0.0
-                    for a in range(d):
-                        for c in range(d):
+                    for a in range(4):
+                        for c in range(4):
                             s += (dmats[db, q, a, c] * r[a, c]).real
                     grad[b, occ_param[q]] += 2.0 * occ_coeff[q] * s
-            _apply(bras[b], kinds[g], ks[g], b0s[g], b1s[g], cmasks[g], cvals[g], mats[mb, g], True)
+            _apply(bras[b], geo[g], mats[mb, g], True)
 
 
 @njit(cache=CACHE)
@@ -199,44 +247,64 @@ def bind_spectral(theta, fstart, f_pidx, f_coeff, f_offset, f_nev, f_evals, f_pr
 
 
 @njit(cache=CACHE)
-def run_expval_grad(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats,
-                    diag, xmasks, zmasks, tcoeffs, values, grad):  # pragma: no cover - compiled
-    """Forward pass, ``<O>`` of a Pauli sum (diagonal part + X/Y words), bra ``O|psi>``, backward sweep."""
-    run_forward(kets, kinds, ks, b0s, b1s, cmasks, cvals, mats)
+def run_expval_grad(kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, diag, xmasks, tables, values,
+                    grad):  # pragma: no cover - compiled
+    """Forward pass, ``<O>`` of a Pauli sum (diagonal part + grouped sign tables, see
+    :func:`qdiff.observables.pauli_group_tables`), bra ``O|psi>``, backward sweep."""
+    run_forward(kets, geo, mats)
     bras = np.empty_like(kets)
     n_amp = kets.shape[1]
     for b in range(kets.shape[0]):
         ket, bra = kets[b], bras[b]
         for i in range(n_amp):
             bra[i] = diag[i] * ket[i]
-        for t in range(xmasks.shape[0]):
-            x, z, c = xmasks[t], zmasks[t], tcoeffs[t]
+        for g in range(xmasks.shape[0]):
+            x = xmasks[g]
+            w = tables[g]
             for i in range(n_amp):
-                bra[i ^ x] += (-c if _parity_odd(i & z) else c) * ket[i]
+                j = i ^ x
+                bra[i] += w[j] * ket[j]
         s = 0.0
         for i in range(n_amp):
             s += (np.conj(ket[i]) * bra[i]).real
         values[b] = s
-    run_adjoint(bras, kets, kinds, ks, b0s, b1s, cmasks, cvals, mats, occ_start, occ_param, occ_coeff, dmats, grad)
+    run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad)
 
 
-@njit(cache=CACHE, inline="always")
-def _parity_odd(v):  # pragma: no cover - compiled
-    odd = False
-    while v:
-        v &= v - 1
-        odd = not odd
-    return odd
-
-
-def _constant_matrix(kern: Any) -> np.ndarray | None:
-    """A parameter-free kernel as a padded 4 x 4 matrix on its targets (None when its data is batched)."""
-    m = kernel_matrix(kern)
-    if m.ndim != 2:
-        return None
-    out = np.zeros((4, 4), dtype=complex)
-    out[: m.shape[0], : m.shape[1]] = m
+def _block(m: np.ndarray, basis: tuple[int, int, int] | None) -> np.ndarray:
+    """A gate's (or derivative's) matrix ``(..., d, d)`` as the executor reads it: compressed on ``basis``
+    for a wide SUBSPACE gate (see :func:`qdiff.spectral.compressed_basis`), then zero-padded to 4 x 4."""
+    if basis is not None:
+        m = compress(m, basis)
+    d = m.shape[-1]
+    out = np.zeros((*m.shape[:-2], 4, 4), dtype=complex)
+    out[..., :d, :d] = m
     return out
+
+
+def _constant_matrix(kern: Any, basis: tuple[int, int, int] | None) -> np.ndarray | None:
+    """A parameter-free kernel as the executor's 4 x 4 block (None when its data is batched)."""
+    m = kernel_matrix(kern)
+    return None if m.ndim != 2 else _block(m, basis)
+
+
+def _geometry(op: Any, n: int, basis: tuple[int, int, int] | None) -> list[int]:
+    """One geometry row (columns KIND .. OFF1) of ``op`` on ``n`` qubits."""
+    wires = op.wires
+    k = len(wires)
+    cmask = cval = 0
+    for c, v in zip(op.controls, op.control_values, strict=True):
+        cmask |= 1 << (n - 1 - c)
+        cval |= v << (n - 1 - c)
+    tmask = sum(1 << (n - 1 - w) for w in wires)
+    offsets = [0, 0]
+    if basis is not None:  # a local index's bits (first wire most significant) at the wires' positions
+        offsets = [sum(((local >> (k - 1 - t)) & 1) << (n - 1 - w) for t, w in enumerate(wires))
+                   for local in basis[:2]]
+        kind = SUBSPACE
+    else:
+        kind = DIAGONAL if exec_kind(op.gate) == Kind.DIAGONAL else DENSE
+    return [kind, k, n - 1 - wires[0], n - 1 - wires[-1], cmask, cval, tmask, *offsets]
 
 
 class PackedProgram:
@@ -251,20 +319,12 @@ class PackedProgram:
         ops = program.operations
         self.program = program
         self.keep = keep = [i for i, op in enumerate(ops) if exec_kind(op.gate) is not None]
-        L = len(keep)
-        diagonal = [exec_kind(ops[i].gate) == Kind.DIAGONAL for i in keep]
-        self.kinds = np.array([DIAGONAL if d else DENSE for d in diagonal], dtype=np.int64)
-        self.ks = np.array([len(ops[i].wires) for i in keep], dtype=np.int64)
-        self.b0s = np.array([n - 1 - ops[i].wires[0] for i in keep], dtype=np.int64)
-        self.b1s = np.array([n - 1 - ops[i].wires[-1] for i in keep], dtype=np.int64)
-        self.cmasks = np.zeros(L, dtype=np.int64)
-        self.cvals = np.zeros(L, dtype=np.int64)
-        for g, i in enumerate(keep):
-            for c, v in zip(ops[i].controls, ops[i].control_values, strict=True):
-                self.cmasks[g] |= 1 << (n - 1 - c)
-                self.cvals[g] |= v << (n - 1 - c)
+        self.bases = [compressed_basis(ops[i].gate.name, len(ops[i].wires)) for i in keep]
+        self.geo = np.array([_geometry(ops[i], n, basis) for i, basis in zip(keep, self.bases, strict=True)],
+                            dtype=np.int64).reshape(len(keep), OFF1 + 1)
         fixed = program._constant_kernels[False]
-        constants = [(_constant_matrix(fixed[i]) if i in fixed else None) for i in keep]
+        constants = [(_constant_matrix(fixed[i], basis) if i in fixed else None)
+                     for i, basis in zip(keep, self.bases, strict=True)]
         batched_constant = any(c is None and i in fixed for c, i in zip(constants, keep, strict=True))
         self.spectral = (None if batched_constant
                          else spectral_plan([ops[i] for i in keep], constants, program.circuit.num_params))
@@ -307,16 +367,16 @@ class PackedProgram:
         """Gate data from the program's kernels (and derivative dict), padded to 4 x 4 blocks."""
         kernels = self.program.kernels(theta)
         mats = np.zeros((batch, len(self.keep), 4, 4), dtype=np.complex128)
-        for g, i in enumerate(self.keep):
-            d = 2 ** len(kernels[i].wires)
-            mats[:, g, :d, :d] = kernel_matrix(kernels[i])
+        for g, (i, basis) in enumerate(zip(self.keep, self.bases, strict=True)):
+            mats[:, g] = _block(kernel_matrix(kernels[i]), basis)
         if not derivatives:
             return mats, None
         derivs = self.program.derivatives(theta)
-        entries = [d for i in self.keep for _, d in derivs.get(i, [])]
+        entries = [_block(d, basis) for i, basis in zip(self.keep, self.bases, strict=True)
+                   for _, d in derivs.get(i, [])]
         dmats = np.zeros((batch, max(1, len(entries)), 4, 4), dtype=np.complex128)
         for q, d in enumerate(entries):
-            dmats[:, q, : d.shape[-1], : d.shape[-1]] = d
+            dmats[:, q] = d
         return mats, dmats
 
 
@@ -327,6 +387,7 @@ def packing(program: Any) -> PackedProgram | None:
         ok = program.circuit.num_wires <= MAX_QUBITS and all(
             exec_kind(op.gate) is None or (exec_kind(op.gate) in (Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION)
                                            and 1 <= len(op.wires) <= 2)
+            or compressed_basis(op.gate.name, len(op.wires)) is not None
             for op in program.operations
         )
         cached = PackedProgram(program) if ok else False
@@ -356,7 +417,7 @@ def forward(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray) ->
     """The whole forward pass in one compiled call (``forward_accepts`` must hold)."""
     p = packing(program)
     mats, _ = p.matrices(theta, state.shape[0])
-    run_forward(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats)
+    run_forward(state, p.geo, mats)
 
 
 def sweep_accepts(backend: Any, program: Any, bra: np.ndarray, ket: np.ndarray) -> bool:
@@ -371,7 +432,7 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
     b = bra.shape[0]
     mats, dmats = p.matrices(theta, b, derivatives=True)
     part = np.zeros((b, program.circuit.num_params))
-    run_adjoint(bra, ket, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, *p.occurrences(theta), dmats, part)
+    run_adjoint(bra, ket, p.geo, mats, *p.occurrences(theta), dmats, part)
     grad += part
 
 
@@ -379,7 +440,7 @@ def expval_grad_accepts(backend: Any, program: Any, state: np.ndarray, observabl
     """Whether :func:`expval_grad` can run: a Pauli-sum observable and a program bound from its spectral form."""
     p = _usable(backend, program, state)
     return (p is not None and p.spectral is not None
-            and pauli_sum_arrays(observable, program.circuit.num_wires) is not None)
+            and pauli_group_tables(observable, program.circuit.num_wires) is not None)
 
 
 def expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray, observable: Any) -> tuple:
@@ -393,6 +454,6 @@ def expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
     mats, dmats = p.matrices(theta, b, derivatives=True)
     values = np.zeros(b)
     grad = np.zeros((b, program.circuit.num_params))
-    run_expval_grad(state, p.kinds, p.ks, p.b0s, p.b1s, p.cmasks, p.cvals, mats, sp.occ_start, sp.occ_param,
-                    sp.occ_coeff, dmats, *pauli_sum_arrays(observable, program.circuit.num_wires), values, grad)
+    run_expval_grad(state, p.geo, mats, sp.occ_start, sp.occ_param, sp.occ_coeff, dmats,
+                    *pauli_group_tables(observable, program.circuit.num_wires), values, grad)
     return values, grad
