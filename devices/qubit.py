@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ from pennylane.devices.preprocess import (
     decompose,
     device_resolve_dynamic_wires,
     no_sampling,
-    validate_adjoint_trainable_params,
     validate_device_wires,
     validate_measurements,
 )
@@ -140,6 +140,35 @@ def expand_trainable_broadcast(tape: Any) -> Any:
     if tape_batch_size(tape) is None or not any(_is_broadcast_param(tape, i) for i in tape.trainable_params):
         return (tape,), _null_postprocessing
     return broadcast_expand(tape)
+
+
+def _observable_parameters(obs: Any) -> Any:
+    """An observable's parameters: its Pauli sentence's coefficients where PennyLane holds one (read
+    without walking the operator tree, which for a molecular Hamiltonian costs milliseconds), else ``data``."""
+    ps = obs.pauli_rep
+    return ps.values() if ps is not None else obs.data
+
+
+@transform
+def validate_adjoint_trainable(tape: Any) -> Any:
+    """PennyLane's ``validate_adjoint_trainable_params``: an error for trainable state preparation, a
+    warning for trainable observable parameters (their gradient is not computed)."""
+    for op in tape.operations[: tape.num_preps]:
+        if any(qml.math.requires_grad(d) for d in op.data):
+            raise QuantumFunctionError(
+                "Differentiating with respect to the input parameters of state-prep operations "
+                "is not supported with the adjoint differentiation method."
+            )
+    for m in tape.measurements:
+        if m.obs is not None and any(qml.math.requires_grad(d) for d in _observable_parameters(m.obs)):
+            warnings.warn(
+                f"Differentiating with respect to the input parameters of {m.obs.name} "
+                "is not supported with the adjoint differentiation method. Gradients are computed "
+                "only with regards to the trainable parameters of the circuit.\n\n Mark the "
+                "parameters of the measured observables as non-trainable to silence this warning.",
+                UserWarning,
+            )
+    return (tape,), _null_postprocessing
 
 
 def _obs_convertible(obs: Any) -> bool:
@@ -445,7 +474,7 @@ class QDiffQubit(Device):
             program.add_transform(validate_measurements, analytic_measurements=_adjoint_measurement, name=name)
             if not native_vjp:
                 program.add_transform(expand_trainable_broadcast)
-            program.add_transform(validate_adjoint_trainable_params)
+            program.add_transform(validate_adjoint_trainable)
         return program
 
     # -- execution --------------------------------------------------------------------------------

@@ -691,6 +691,31 @@ def test_observable_parameters_get_zero_gradient_with_warning():
     assert np.isclose(g[0], -np.sin(0.3)) and np.allclose(g[1], 0)
 
 
+def _adjoint_warned(device, form, a):
+    def c(x, a):
+        qml.RX(x, 0)
+        return qml.expval(form(a))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        qml.grad(qml.QNode(c, device, diff_method="adjoint"))(pnp.array(0.3), a)
+    return any("not supported with the adjoint" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+@pytest.mark.parametrize("form", [
+    lambda a: qml.s_prod(a, qml.X(0)) + qml.Z(0) @ qml.Y(1),  # read from the Pauli sentence
+    lambda a: qml.Hamiltonian([a, 0.5], [qml.X(0) @ qml.X(1), qml.Z(1)]),
+    lambda a: qml.Hermitian(a * np.diag([1.0, -1.0]), wires=0) @ qml.Z(1),  # no Pauli sentence: its data
+])
+def test_trainable_observable_parameters_warn_like_default_qubit(form, trainable):
+    a = pnp.array(0.7, requires_grad=trainable)
+    warned = _adjoint_warned(dev(2), form, a)
+    assert warned == _adjoint_warned(dq(2), form, a)
+    # a product with a PennyLane tensor is trainable whatever ``a`` says, so the matrix form always warns
+    assert warned == (trainable or "Hermitian" in form.__code__.co_names)
+
+
 def test_convert_tape_maps_trainable_parameters():
     tape = qml.tape.QuantumScript([qml.RX(0.1, 0), qml.Rot(0.2, 0.3, 0.4, wires=1), qml.QubitUnitary(U2, 0)],
                                   [qml.expval(qml.Z(0))], trainable_params=[1, 3, 4])

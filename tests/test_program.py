@@ -32,10 +32,9 @@ def test_spectral_form_reproduces_matrix_and_derivative(name: str, k: int) -> No
     assert spectra is not None, f"{name} on {k} wires has no spectral form"
     gate = GATES[name]
     rng = np.random.default_rng(3)
+    basis = compressed_basis(name, k)  # wide excitations: the 3 x 3 block, the rest one common phase
     for _ in range(4):
         params = rng.uniform(-7, 7, size=gate.num_params)
-
-        basis = compressed_basis(name, k)  # wide excitations: the 3 x 3 block, the rest one common phase
 
         def product(ps: np.ndarray, which: int | None = None) -> np.ndarray:
             u = np.eye(2**k if basis is None else 3, dtype=complex)
