@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -269,7 +270,9 @@ class Circuit:
         if len(op.params) != op.gate.num_params:
             raise ParameterError(f"{name} takes {op.gate.num_params} parameter(s), got {len(op.params)}")
         params = tuple(check_parameter(p, f"{name} parameter {i}") for i, p in enumerate(op.params))
-        return _frozen_operation(replace(op, params=params))
+        if any(a is not b for a, b in zip(params, op.params, strict=True)):
+            op = replace(op, params=params)
+        return _frozen_operation(op)
 
     def _grow(self, op: Operation) -> None:
         for _, ref in op.trainable_refs:
@@ -477,12 +480,22 @@ class Circuit:
         return f"Circuit(num_wires={self.num_wires}, num_params={self.num_params}, ops=[\n{body}\n])"
 
 
+def _finite_float(x: Any) -> bool:
+    """Whether ``x`` is a Python or numpy float that is finite (the common case, checked without numpy)."""
+    return isinstance(x, float) and math.isfinite(x)
+
+
 def check_parameter(p: Any, what: str) -> Any:
     """A gate parameter as stored: a :class:`ParamRef`, a float, or a frozen 1-D float batch; error otherwise."""
+    if type(p) is float:
+        if not math.isfinite(p):
+            raise ParameterError(f"{what} is not finite (NaN or inf): {p!r}")
+        return p
     if isinstance(p, ParamRef):
         if isinstance(p.index, bool) or not isinstance(p.index, (int, np.integer)) or p.index < 0:
             raise ParameterError(f"{what}: parameter index {p.index!r} must be a non-negative integer")
-        _check_finite([p.coeff, p.offset], f"{what} scale/offset", real=True)
+        if not (_finite_float(p.coeff) and _finite_float(p.offset)):
+            _check_finite([p.coeff, p.offset], f"{what} scale/offset", real=True)
         return p
     _check_finite(p, what, real=True)
     if np.ndim(p) > 1:

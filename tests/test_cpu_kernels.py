@@ -344,3 +344,27 @@ def test_set_num_threads():
         assert 1 <= K.get_num_threads() <= int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
     finally:
         K.set_num_threads(old)
+
+
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+def test_sampling_draws_the_reference_samples_without_a_cdf(mode):
+    """The chunked CDF walk gives the very indices of the numpy reference (probabilities, cumsum,
+    searchsorted) for the same generator: zero-weight states never drawn, batches row by row."""
+    rng = np.random.default_rng(5)
+    with threads_mode(mode):
+        old = K.SAMPLE_CHUNK_MIN_BITS
+        K.SAMPLE_CHUNK_MIN_BITS = 2  # several chunks even for small states
+        try:
+            for n in (1, 3, 9):
+                state = rng.normal(size=(2, 2**n)) + 1j * rng.normal(size=(2, 2**n))
+                state[:, 1::3] = 0
+                state /= np.linalg.norm(state, axis=1, keepdims=True)
+                got = K.sample_basis(state, 5000, np.random.default_rng(n))
+                with kernel_mode("numpy"):
+                    ref = BE.sample_basis(state, 5000, np.random.default_rng(n))
+                np.testing.assert_array_equal(got, ref)
+                assert not np.any(got % 3 == 1) and got.shape == (2, 5000)
+        finally:
+            K.SAMPLE_CHUNK_MIN_BITS = old
+    assert K.sample_basis(np.zeros((1, 4), complex), 10, rng) is None  # no weight: the reference decides
+    assert K.sample_basis(np.full((1, 4), np.nan, complex), 10, rng) is None

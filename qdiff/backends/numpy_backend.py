@@ -375,6 +375,9 @@ class NumpyBackend:
 
     def sample_basis(self, state: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
         """``shots`` basis-state indices per batch entry, ``(B, shots)``, drawn from ``|state|**2``."""
+        kern = _kernels()
+        if kern is not None and (res := kern.sample_basis(state, shots, rng)) is not None:
+            return res
         return self.sample_indices(self.to_numpy(self.probs(state, None)), shots, rng)
 
     def sample_indices(self, probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:

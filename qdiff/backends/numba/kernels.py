@@ -1064,6 +1064,83 @@ def expval_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
     return partial.sum(axis=1)
 
 
+@_twins
+def _k_chunk_weights(v, chunk, sums):
+    """``sums[c]`` = sum of ``|v[i]|**2`` over chunk ``c`` (``chunk`` amplitudes each) of one state row."""
+    for c in prange(sums.shape[0]):
+        s = 0.0
+        for i in range(c * chunk, min(v.shape[0], (c + 1) * chunk)):
+            x = v[i]
+            s += x.real * x.real + x.imag * x.imag
+        sums[c] = s
+
+
+@_twins
+def _k_walk_cdf(v, chunk, offsets, targets, bounds, out):
+    """Inverse CDF without a CDF array: chunk ``c`` walks its amplitudes from the cumulative weight
+    ``offsets[c]`` and gives each sorted target ``targets[j]``, ``bounds[c] <= j < bounds[c+1]``, the
+    first index whose cumulative weight exceeds it (targets past the chunk's end, by rounding: its last
+    index of nonzero weight)."""
+    for c in prange(offsets.shape[0]):
+        j, hi = bounds[c], bounds[c + 1]
+        if j == hi:
+            continue
+        cum = offsets[c]
+        last = c * chunk
+        for i in range(c * chunk, min(v.shape[0], (c + 1) * chunk)):
+            x = v[i]
+            p = x.real * x.real + x.imag * x.imag
+            if p > 0:
+                cum += p
+                last = i
+                while j < hi and targets[j] < cum:
+                    out[j] = i
+                    j += 1
+                if j == hi:
+                    break
+        while j < hi:
+            out[j] = last
+            j += 1
+
+
+SAMPLE_CHUNK_MIN_BITS = 14
+"""Sampling splits a state row into chunks of at least this many amplitudes (one per thread share)."""
+
+
+def sample_basis(state: np.ndarray, shots: int, rng: np.random.Generator):
+    """``shots`` basis-state indices per row of ``state`` drawn from ``|state|**2``, ``(B, shots)``.
+
+    The draws are those of the numpy backend's ``sample_indices`` (the same uniforms from ``rng``, looked
+    up in sorted order and put back in drawn order), but no probability or CDF array is built: chunk
+    weights are summed in parallel, then each chunk walks its amplitudes once for the targets in its
+    range. None (nothing drawn) for other arrays or a row of zero or non-finite weight.
+    """
+    if not _is_state(state) or state.dtype.kind != "c":
+        return None
+    batch, size = state.shape
+    par = _par(state)
+    nchunks = max(1, min(size >> SAMPLE_CHUNK_MIN_BITS, 4 * numba.get_num_threads())) if par else 1
+    chunk = -(-size // nchunks)
+    sums = np.empty(nchunks)
+    rows = []
+    for b in range(batch):
+        _k_chunk_weights[par](state[b], chunk, sums)
+        total = float(sums.sum())
+        if not (np.isfinite(total) and total > 0):
+            return None
+        rows.append((np.concatenate(([0.0], np.cumsum(sums)[:-1])), total))
+    out = np.empty((batch, shots), dtype=np.int64)
+    idx = np.empty(shots, dtype=np.int64)
+    for b, (offsets, total) in enumerate(rows):
+        u = rng.random(shots)
+        order = np.argsort(u)
+        targets = u[order] * total
+        bounds = np.append(np.searchsorted(targets, offsets, side="left"), shots).astype(np.int64)
+        _k_walk_cdf[par](state[b], chunk, offsets, targets, bounds, idx)
+        out[b, order] = idx
+    return out
+
+
 def expval_diagonal(state: np.ndarray, diag: np.ndarray):
     """``sum_i diag[i] |state[b, i]|^2`` per batch entry, in one pass without temporaries."""
     if not _is_state(state) or type(diag) is not np.ndarray or diag.dtype != np.float64 or diag.ndim != 1:
