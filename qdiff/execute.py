@@ -21,7 +21,7 @@ from .measure import (
     check_shots,
     measure,
 )
-from .memory import check_policy, forward_footprint, require, split_batch
+from .memory import FORWARD_STATES_BOUND, check_policy, forward_footprint, negligible, require, split_batch
 from .observables import Observable
 from .simulate import batch_size, checked_final_state, resolve_dtype
 
@@ -62,15 +62,16 @@ def execute(
     dt = resolve_dtype(dtype)
     theta, tb = check_theta(circuit, params)
     batch = batch_size(circuit, tb)
-    fp = forward_footprint(circuit.num_wires, batch or 1, dt, ms)
-    splittable = tb is not None and tb > 1 and batch_size(circuit, None) is None and shots is None
-    if memory == "fit" and splittable and (parts := split_batch(
-            lambda th: execute(circuit, ms, th, backend=be, dtype=dt), theta, tb,
-            lambda rows: forward_footprint(circuit.num_wires, rows, dt, ms), be)) is not None:
-        results = [np.concatenate([part[i] for part in parts], axis=0) for i in range(len(ms))]
-        return results[0] if single else results
-    hint = f"memory='fit' runs the {tb} parameter sets in chunks" if splittable else ""
-    require(fp, hint, be)
+    if not negligible(circuit.num_wires, FORWARD_STATES_BOUND * (batch or 1), dt):  # else nothing to predict
+        fp = forward_footprint(circuit.num_wires, batch or 1, dt, ms)
+        splittable = tb is not None and tb > 1 and batch_size(circuit, None) is None and shots is None
+        if memory == "fit" and splittable and (parts := split_batch(
+                lambda th: execute(circuit, ms, th, backend=be, dtype=dt), theta, tb,
+                lambda rows: forward_footprint(circuit.num_wires, rows, dt, ms), be)) is not None:
+            results = [np.concatenate([part[i] for part in parts], axis=0) for i in range(len(ms))]
+            return results[0] if single else results
+        hint = f"memory='fit' runs the {tb} parameter sets in chunks" if splittable else ""
+        require(fp, hint, be)
     state, batched = checked_final_state(circuit, theta, tb, be, dt)
     results = [_to_host(be, r, batched) for r in measure(be, state, ms, shots=shots, rng=seed)]
     return results[0] if single else results

@@ -202,6 +202,17 @@ def _phases(batch: int, sweep: float, build: float, measure: float, shared: floa
     return max(batch * sweep, batch * build + shared, batch * measure + shared)
 
 
+FORWARD_STATES_BOUND = 4.0
+"""Most state vectors per batch entry a forward pass and its measurements hold (state, at most two
+temporaries per measurement, one batch-shared diagonal): the bound behind :func:`negligible`."""
+
+
+def negligible(num_wires: int, states: float, dtype: Any) -> bool:
+    """Whether ``states`` state vectors (plus the fixed overhead) stay below ``SMALL_BYTES``, so that no
+    prediction is needed: :func:`require` would accept any footprint up to that size unchecked."""
+    return states * (2**num_wires) * np.dtype(dtype).itemsize + FIXED_OVERHEAD <= SMALL_BYTES
+
+
 def forward_footprint(num_wires: int, batch: int, dtype: Any, measurements: Any = ()) -> Footprint:
     """Peak of simulating ``batch`` states and measuring them (measurements run one after another)."""
     extra = max((measurement_states(m, num_wires) for m in measurements), default=0.0)
@@ -314,7 +325,8 @@ def check_policy(memory: str) -> str:
 
 
 __all__ = [
-    "Footprint", "available_memory", "fits", "parse_bytes", "require", "forward_footprint", "adjoint_footprint",
+    "Footprint", "available_memory", "fits", "parse_bytes", "require", "negligible", "forward_footprint",
+    "adjoint_footprint",
     "vjp_footprint", "rows_footprint", "largest_that_fits", "measurement_states", "MEMORY_POLICIES",
     "check_policy", "shared_states", "capped", "split_batch",
 ]

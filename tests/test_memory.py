@@ -253,3 +253,18 @@ def test_small_requests_skip_the_lookup(monkeypatch: pytest.MonkeyPatch) -> None
     c = _small_ps(4)
     qd.execute(c, qd.Expval(qd.Z(0)), [0.1, 0.2])
     qd.grad(c, qd.Z(0), [0.1, 0.2], method="parameter-shift")
+
+
+def test_forward_states_bound_covers_every_measurement() -> None:
+    """``execute`` skips predicting requests that stay below SMALL_BYTES even at FORWARD_STATES_BOUND
+    states per batch entry: no forward footprint may exceed that bound."""
+    n = 5
+    h = _hamiltonian(n) + 0.2 * qd.Hermitian(np.diag([1.0, -1.0]), wires=(1,))
+    kinds = [qd.Expval(h), qd.Var(h), qd.Probs(), qd.Probs((0, 2)), qd.State(), qd.Sample(), qd.Sample(obs=h),
+             qd.Counts(obs=qd.X(0)), qd.DensityMatrix((0, 1))]
+    for batch in (1, 3):
+        for dtype in (np.complex128, np.complex64):
+            worst = memory.forward_footprint(n, batch, dtype, kinds)
+            assert worst.states <= memory.FORWARD_STATES_BOUND * batch, (batch, dtype, worst.states)
+    assert memory.negligible(10, memory.FORWARD_STATES_BOUND, np.complex128)
+    assert not memory.negligible(24, 1.0, np.complex128)  # 256 MiB: predicted and checked

@@ -87,6 +87,8 @@ class NumpyBackend:
 
     def check_memory(self, num_wires: int, batch: int, dtype: Any, copies: float = 1.0) -> None:
         """Raise :class:`MemoryLimitError` (before allocating) if ``copies * batch`` states would not fit."""
+        if memory.negligible(num_wires, copies * batch, dtype):
+            return
         fp = memory.Footprint(f"allocating {copies * batch:g} state(s) on the {self.name} backend", num_wires,
                               np.dtype(dtype), copies * batch, fixed=0)
         memory.require(fp, backend=self)
