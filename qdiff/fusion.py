@@ -1,11 +1,13 @@
 """Fusion for blocked passes: which operations become which blocked op, and which merge (no backend code).
 
 Every operation on one target with at most one control, two targets without controls, CNOT-like or
-SWAP permutation becomes a :class:`BlockOp`; anything else runs alone. In the forward pass
-(:func:`fuse`), one-qubit gates merge into the previous op on their wire (a one-qubit gate, or a CSEL
-on that target), and a controlled one-target gate, CNOT included, absorbs the one-qubit gate just
-before it on its target into a CSEL (one matrix per control half). Moving a one-qubit gate is legal
-because nothing touched its wire in between. Matrices are multiplied per call, from ``parts``.
+SWAP permutation becomes a :class:`BlockOp`, and where the executor asks for them uncontrolled
+excitations on more targets (DoubleExcitation and its Plus/Minus forms: a 2x2 block on two basis
+states and a phase on the others, see :func:`qdiff.spectral.compressed_basis`); anything else runs
+alone. In the forward pass (:func:`fuse`), one-qubit gates merge into the previous op on their wire
+(a one-qubit gate, or a CSEL on that target), and a controlled one-target gate, CNOT included, absorbs
+the one-qubit gate just before it on its target into a CSEL (one matrix per control half). Moving a
+one-qubit gate is legal because nothing touched its wire in between. Matrices are multiplied per call, from ``parts``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import numpy as np
 
 from .ir.kinds import Kind
 from .program import exec_kind, kernel_matrix
+from .spectral import compress, compressed_basis, rest_phase_varies
 
-U1, CU1, CSEL, U2, SWAP_SUB = 0, 1, 2, 3, 4
+U1, CU1, CSEL, U2, SWAP_SUB, SUB = 0, 1, 2, 3, 4, 5
 """Op codes: one-target matrix; one-target matrix on the half where the control has value ``v``;
-one-target matrices per control half; two-target matrix; swap of two sub-blocks (CNOT, SWAP)."""
+one-target matrices per control half; two-target matrix; swap of two sub-blocks (CNOT, SWAP); a
+two-level rotation of two basis states of several targets with a phase on the others."""
 
 
 @dataclass
@@ -30,18 +34,24 @@ class BlockOp:
     ``parts`` lists ``(operation index, half)`` in application order; ``half`` is -1 for a one-qubit
     part acting on both control halves of a CSEL, else the control value the part acts under.
     U1 ``wires = (t,)``; CU1/CSEL ``(c, t)``; U2 ``(a, b)``; SWAP_SUB ``(a, b)`` with ``value`` the
-    control value of a CNOT (-1 for SWAP).
+    control value of a CNOT (-1 for SWAP); SUB the gate's targets, ``basis`` its compressed basis and
+    ``value`` 1 when its phase on the other states depends on its parameter (else 0).
     """
 
     code: int
     wires: tuple[int, ...]
     parts: list[tuple[int, int]]
     value: int = -1
+    basis: tuple[int, int, int] | None = None
 
 
-def classify(op: Any) -> BlockOp | None:
-    """The blocked form of one operation, or None when it must run alone."""
+def classify(op: Any, subspace: bool = False) -> BlockOp | None:
+    """The blocked form of one operation, or None when it must run alone (wide excitations too, unless
+    ``subspace``)."""
     kind, t, c = exec_kind(op.gate), op.wires, op.controls
+    basis = compressed_basis(op.gate.name, len(t)) if subspace and not c else None
+    if basis is not None:
+        return BlockOp(SUB, t, [], int(rest_phase_varies(op.gate.name, len(t))), basis)
     if kind not in (Kind.DENSE, Kind.DIAGONAL, Kind.PERMUTATION) or len(c) > 1 or not 1 <= len(t) <= 2:
         return None
     if c and len(t) > 1:
@@ -67,7 +77,7 @@ def fuse(ops: list[Any], items: list[tuple[int, BlockOp]]) -> list[BlockOp | int
                 last[w] = len(out)
             out.append(i)
             continue
-        bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
+        bop.parts = [(i, -1 if bop.code in (U1, U2, SUB) else bop.value)]
         if bop.code == U1:
             j = last.get(bop.wires[0])
             prev = out[j] if j is not None else None
@@ -89,21 +99,22 @@ def fuse(ops: list[Any], items: list[tuple[int, BlockOp]]) -> list[BlockOp | int
     return [o for o in out if o is not None]
 
 
-__all__ = ["BlockOp", "classify", "fuse", "U1", "CU1", "CSEL", "U2", "SWAP_SUB"]
+__all__ = ["BlockOp", "classify", "fuse", "U1", "CU1", "CSEL", "U2", "SWAP_SUB", "SUB"]
 
 
-def block_sequence(ops: list[Any], adjoint: bool, width: int) -> list[BlockOp | int]:
+def block_sequence(ops: list[Any], adjoint: bool, width: int, subspace: bool = False) -> list[BlockOp | int]:
     """The operations as blocked ops and lone operation indices, in execution order.
 
     Forward: fused (:func:`fuse`). Adjoint: last operation first, unfused, one source operation per op.
-    An operation whose wires and controls exceed ``width`` runs alone; identities are dropped.
+    An operation whose wires and controls exceed ``width`` runs alone; identities are dropped; wide
+    excitations become SUB ops where ``subspace`` (executors that run them).
     """
     order = range(len(ops) - 1, -1, -1) if adjoint else range(len(ops))
     items: list[tuple[int, BlockOp | None]] = []
     for i in order:
         if exec_kind(ops[i].gate) is None:
             continue
-        bop = classify(ops[i])
+        bop = classify(ops[i], subspace)
         if bop is not None and len(set(ops[i].controls + ops[i].wires)) > width:
             bop = None
         items.append((i, bop))
@@ -112,7 +123,7 @@ def block_sequence(ops: list[Any], adjoint: bool, width: int) -> list[BlockOp | 
     seq: list[BlockOp | int] = []
     for i, bop in items:
         if bop is not None:
-            bop.parts = [(i, -1 if bop.code in (U1, U2) else bop.value)]
+            bop.parts = [(i, -1 if bop.code in (U1, U2, SUB) else bop.value)]
         seq.append(bop if bop is not None else i)
     return seq
 
@@ -142,10 +153,16 @@ _X = np.array([[0, 1], [1, 0]], dtype=complex)
 
 def op_matrices(items: list[BlockOp], dense: dict[int, Any], batch: int) -> np.ndarray:
     """``(Bm, G, 16)`` complex op data of the blocked ops ``items`` from their sources' dense matrices:
-    a product of parts (U1, CU1, U2, row-major), two 2x2 halves (CSEL), nothing (SWAP_SUB)."""
+    a product of parts (U1, CU1, U2, row-major), two 2x2 halves (CSEL), nothing (SWAP_SUB), the 2x2
+    block on the rotated pair then the phase on the other states (SUB)."""
     out = np.zeros((batch, len(items), 16), dtype=np.complex128)
     for g, bop in enumerate(items):
         if bop.code == SWAP_SUB:
+            continue
+        if bop.code == SUB:
+            block = compress(dense[bop.parts[0][0]], bop.basis)
+            out[:, g, 0:4] = np.broadcast_to(block[..., :2, :2], (batch, 2, 2)).reshape(batch, 4)
+            out[:, g, 4] = block[..., 2, 2]
             continue
         if bop.code == CSEL:
             halves = [np.eye(2, dtype=complex), np.eye(2, dtype=complex)]

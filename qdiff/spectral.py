@@ -76,10 +76,31 @@ def compressed_basis(name: str, k: int) -> tuple[int, int, int] | None:
     return i0, i1, next(i for i in range(2**k) if i not in (i0, i1))
 
 
+@functools.lru_cache(maxsize=256)
+def rest_phase_varies(name: str, k: int) -> bool:
+    """Whether a compressed SUBSPACE gate's phase on the other basis states depends on its parameter
+    (the Plus/Minus excitations), so that its derivative has a part outside the rotated pair."""
+    basis = compressed_basis(name, k)
+    if basis is None:
+        return False
+    return bool(abs(compress(GATES[name].generator(None, k).dense(), basis)[2, 2]) > EIGEN_TOL)
+
+
 def compress(m: np.ndarray, basis: tuple[int, ...]) -> np.ndarray:
     """The block of ``m (..., d, d)`` on the local basis states ``basis`` (rows and columns)."""
     idx = list(basis)
     return m[..., idx, :][..., :, idx]
+
+
+def block4(m: np.ndarray, basis: tuple[int, int, int] | None) -> np.ndarray:
+    """A gate's (or derivative's) matrix ``(..., d, d)`` as the compiled executors read it: compressed on
+    ``basis`` for a wide SUBSPACE gate (see :func:`compressed_basis`), then zero-padded to 4 x 4."""
+    if basis is not None:
+        m = compress(m, basis)
+    d = m.shape[-1]
+    out = np.zeros((*m.shape[:-2], MAX_DIM, MAX_DIM), dtype=complex)
+    out[..., :d, :d] = m
+    return out
 
 
 def expand(block: np.ndarray, basis: tuple[int, int, int], d: int) -> np.ndarray:
@@ -243,5 +264,5 @@ def spectral_plan(ops: list[Operation], constants: list[np.ndarray | None],
     return SpectralPlan(ops, constants, num_params)
 
 
-__all__ = ["FactorSpectrum", "SpectralPlan", "compress", "compressed_basis", "expand", "gate_spectra", "spectral_plan",
-           "MAX_DIM"]
+__all__ = ["FactorSpectrum", "SpectralPlan", "block4", "compress", "compressed_basis", "expand", "gate_spectra",
+           "rest_phase_varies", "spectral_plan", "MAX_DIM"]

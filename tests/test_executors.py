@@ -323,18 +323,27 @@ def _excitation_circuit(n: int, rng: np.random.Generator) -> qd.Circuit:
     return c
 
 
-@pytest.mark.parametrize("n", [4, 6, 9])
-def test_excitations_run_in_the_compiled_program(n: int) -> None:
+@pytest.mark.parametrize("n", [4, 6, 9, 13])
+def test_excitations_run_in_the_compiled_program_and_blocked_passes(n: int) -> None:
     rng = np.random.default_rng(n)
     c = _excitation_circuit(n, rng)
     obs = _observable(n)
     be = get_backend("numpy")
+    expected = "compiled-program" if n < cpu_blocked.MIN_QUBITS else "blocked"
+    if n >= cpu_blocked.MIN_QUBITS:  # the uncontrolled wide excitations run inside the blocked passes
+        for adjoint in (False, True):
+            plan = cpu_blocked.plan_of(program_of(c), adjoint)
+            blocked = [bop for bp in plan.passes if bp.blocked for bop in bp.items]
+            alone = [c.operations[bp.items[0]] for bp in plan.passes if not bp.blocked]
+            assert sum(bop.code == cpu_blocked.SUB for bop in blocked) == 6
+            assert all(op.controls for op in alone if op.gate.name.startswith("DoubleExcitation"))
     for theta in (rng.uniform(-np.pi, np.pi, 6), rng.uniform(-np.pi, np.pi, (3, 6))):
         state = initial_state(be, c, theta.shape[0] if theta.ndim == 2 else 1, np.complex128)
         for purpose, states in ((Purpose.FORWARD, (state,)), (Purpose.SWEEP, (state, state)),
                                 (Purpose.EXPVAL_GRAD, (state,))):
             request = Request(be, program_of(c), states, purpose, observable=obs)
-            assert select(request).name == "compiled-program", purpose
+            if purpose != Purpose.EXPVAL_GRAD or expected == "compiled-program":
+                assert select(request).name == expected, purpose
         fast = [qd.state(c, theta), *qd.value_and_grad(c, obs, theta, method="adjoint"),
                 qd.jacobian(c, [qd.Expval(obs), qd.Probs((0, 1))], theta)]
         with kernel_mode("numpy"):

@@ -15,7 +15,10 @@ the ket, accumulate the reduced outer product ``R`` on its targets, un-apply it 
 summed per thread and contracted with the derivative matrices afterwards.
 
 Gates handled in blocks: one-target gates with at most one control, two-target gates without
-controls, CNOT-like and SWAP permutations; anything else runs alone through the per-gate kernels.
+controls, CNOT-like and SWAP permutations, and uncontrolled excitations on more targets
+(DoubleExcitation and its Plus/Minus forms: two amplitudes rotated per 2^k-block, a phase on the
+others; R and the derivatives in that compressed basis); anything else runs alone through the
+per-gate kernels.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ...cache import StructureCache
 from ...fusion import (
     CSEL,
     CU1,
+    SUB,
     SWAP_SUB,
     U1,
     U2,
@@ -41,6 +45,7 @@ from ...fusion import (
 )
 from ...program import contract_derivatives
 from ...schedule import GateWires, plan_passes
+from ...spectral import block4
 from . import whole_circuit
 from .jit import CACHE
 
@@ -143,6 +148,49 @@ def _k_u2(re, im, qa, qb, u):  # pragma: no cover - compiled
                 r2[k], i2[k], r3[k], i3[k] = y2r, y2i, y3r, y3i
 
 
+@njit(inline="always", **_JIT)
+def _sub_base(r, tmask, qlo):  # pragma: no cover - compiled
+    """The ``r``-th block index with every bit of ``tmask`` clear, counting runs of ``2**qlo`` (``qlo``:
+    the lowest bit of ``tmask``): a zero bit inserted at each set bit of ``tmask``, lowest first."""
+    o = r << qlo
+    p = qlo
+    while (tmask >> p) != 0:
+        if (tmask >> p) & 1:
+            o = ((o >> p) << (p + 1)) | (o & ((1 << p) - 1))
+        p += 1
+    return o
+
+
+@njit(inline="always", **_JIT)
+def _k_sub(re, im, tmask, qlo, offa, offb, u):  # pragma: no cover - compiled
+    """Two-level rotation ``u[0:8]`` of the local states at ``+offa``, ``+offb`` of every index with the
+    target bits ``tmask`` clear, and the phase ``u[8] + i u[9]`` on the other states of the targets."""
+    run = 1 << qlo
+    k = 0
+    t = tmask
+    while t:
+        t &= t - 1
+        k += 1
+    pr, pi = u[8], u[9]
+    phased = pr != 1.0 or pi != 0.0
+    for r in range(re.shape[0] >> (k + qlo)):
+        o = _sub_base(r, tmask, qlo)
+        _k_pair(re[o + offa:o + offa + run], im[o + offa:o + offa + run], re[o + offb:o + offb + run],
+                im[o + offb:o + offb + run], u)
+        if phased:
+            sm = tmask
+            while True:  # every submask of tmask is the offset of one local state
+                if sm != offa and sm != offb:
+                    x = o + sm
+                    for j in range(x, x + run):
+                        a, b = re[j], im[j]
+                        re[j] = pr * a - pi * b
+                        im[j] = pr * b + pi * a
+                if sm == 0:
+                    break
+                sm = (sm - 1) & tmask
+
+
 @njit(**_JIT)
 def _apply_op(re, im, ops, mats, g):  # pragma: no cover - compiled
     code = ops[g, 0]
@@ -155,8 +203,10 @@ def _apply_op(re, im, ops, mats, g):  # pragma: no cover - compiled
         _k_cu1(re, im, ops[g, 1], ops[g, 2], mats[g, 8:16], 1)
     elif code == U2:
         _k_u2(re, im, ops[g, 1], ops[g, 2], mats[g])
-    else:
+    elif code == SWAP_SUB:
         _k_swap_sub(re, im, ops[g, 1], ops[g, 2], ops[g, 3], ops[g, 4])
+    else:
+        _k_sub(re, im, ops[g, 1], ops[g, 2], ops[g, 3], ops[g, 4], mats[g])
 
 
 @njit(**_JIT)
@@ -187,31 +237,61 @@ def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
                         acc[8 * a + 2 * c] += sr
                         acc[8 * a + 2 * c + 1] += si
         return
-    q = ops[g, 2]
-    sq = 1 << q
-    if code == CU1:
-        c_bit, half = ops[g, 1], ops[g, 3]
-        sl, sh, off = 1 << min(c_bit, q), 1 << max(c_bit, q), half << c_bit
+    if code == SUB:
+        tmask, qlo, offa, offb = ops[g, 1], ops[g, 2], ops[g, 3], ops[g, 4]
+        run = 1 << qlo
+        k = 0
+        t = tmask
+        while t:
+            t &= t - 1
+            k += 1
+        r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = rr = ri = 0.0
+        for r in range(M >> (k + qlo)):
+            o = _sub_base(r, tmask, qlo)
+            xa, xb = o + offa, o + offb
+            p = _pair_outer(bre[xa:xa + run], bim[xa:xa + run], bre[xb:xb + run], bim[xb:xb + run],
+                            kre[xa:xa + run], kim[xa:xa + run], kre[xb:xb + run], kim[xb:xb + run])
+            r00r += p[0]
+            r00i += p[1]
+            r01r += p[2]
+            r01i += p[3]
+            r10r += p[4]
+            r10i += p[5]
+            r11r += p[6]
+            r11i += p[7]
+            if ops[g, 5]:  # the derivative has a part on the other states: sum conj(bra) ket there
+                sm = tmask
+                while True:
+                    if sm != offa and sm != offb:
+                        for j in range(o + sm, o + sm + run):
+                            rr += bre[j] * kre[j] + bim[j] * kim[j]
+                            ri += bre[j] * kim[j] - bim[j] * kre[j]
+                    if sm == 0:
+                        break
+                    sm = (sm - 1) & tmask
+        acc[20] += rr  # R[2, 2]: the other states
+        acc[21] += ri
     else:
-        sl, sh, off = sq, sq, 0
-    r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = 0.0
-    for b0 in range(0, M, 2 * sh):
-        for b1 in range(b0 + off, b0 + off + sh, 2 * sl):
-            b0r, b0i = bre[b1:b1 + sl], bim[b1:b1 + sl]
-            b1r, b1i = bre[b1 + sq:b1 + sq + sl], bim[b1 + sq:b1 + sq + sl]
-            k0r, k0i = kre[b1:b1 + sl], kim[b1:b1 + sl]
-            k1r, k1i = kre[b1 + sq:b1 + sq + sl], kim[b1 + sq:b1 + sq + sl]
-            for k in range(sl):
-                xr, xi, yr, yi = b0r[k], b0i[k], b1r[k], b1i[k]
-                ur, ui, vr, vi = k0r[k], k0i[k], k1r[k], k1i[k]
-                r00r += xr * ur + xi * ui
-                r00i += xr * ui - xi * ur
-                r01r += xr * vr + xi * vi
-                r01i += xr * vi - xi * vr
-                r10r += yr * ur + yi * ui
-                r10i += yr * ui - yi * ur
-                r11r += yr * vr + yi * vi
-                r11i += yr * vi - yi * vr
+        q = ops[g, 2]
+        sq = 1 << q
+        if code == CU1:
+            c_bit, half = ops[g, 1], ops[g, 3]
+            sl, sh, off = 1 << min(c_bit, q), 1 << max(c_bit, q), half << c_bit
+        else:
+            sl, sh, off = sq, sq, 0
+        r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = 0.0
+        for b0 in range(0, M, 2 * sh):
+            for b1 in range(b0 + off, b0 + off + sh, 2 * sl):
+                p = _pair_outer(bre[b1:b1 + sl], bim[b1:b1 + sl], bre[b1 + sq:b1 + sq + sl], bim[b1 + sq:b1 + sq + sl],
+                                kre[b1:b1 + sl], kim[b1:b1 + sl], kre[b1 + sq:b1 + sq + sl], kim[b1 + sq:b1 + sq + sl])
+                r00r += p[0]
+                r00i += p[1]
+                r01r += p[2]
+                r01i += p[3]
+                r10r += p[4]
+                r10i += p[5]
+                r11r += p[6]
+                r11i += p[7]
     acc[0] += r00r
     acc[1] += r00i
     acc[2] += r01r
@@ -220,6 +300,25 @@ def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
     acc[9] += r10i
     acc[10] += r11r
     acc[11] += r11i
+
+
+@njit(inline="always", **_JIT)
+def _pair_outer(b0r, b0i, b1r, b1i, k0r, k0i, k1r, k1i):  # pragma: no cover - compiled
+    """``R[a, c] = sum conj(bra_a) ket_c`` of two runs of amplitude pairs (bra runs ``b0``, ``b1``, ket runs
+    ``k0``, ``k1``): (r00, r01, r10, r11) as (re, im) pairs."""
+    r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = 0.0
+    for k in range(b0r.shape[0]):
+        xr, xi, yr, yi = b0r[k], b0i[k], b1r[k], b1i[k]
+        ur, ui, vr, vi = k0r[k], k0i[k], k1r[k], k1i[k]
+        r00r += xr * ur + xi * ui
+        r00i += xr * ui - xi * ur
+        r01r += xr * vr + xi * vi
+        r01i += xr * vi - xi * vr
+        r10r += yr * ur + yi * ui
+        r10i += yr * ui - yi * ur
+        r11r += yr * vr + yi * vi
+        r11i += yr * vi - yi * vr
+    return r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,7 +429,7 @@ class BlockedPass:
     bases: Any = None
     geo: Any = None
     tables: Any = None
-    ops: Any = None  # (G, 5) int64: code, local bits, control value / swap offsets
+    ops: Any = None  # (G, 6) int64: code, local bits, control value / swap offsets (SUB: see _geometry)
 
     @property
     def blocked(self) -> bool:
@@ -356,10 +455,15 @@ def _geometry(p: BlockedPass, n: int, m: int, local_wires: list[int]) -> None:
     li = [1 << local_of[q] for q in rest]
     p.tables = (_tables(po[:hshift]), _tables(po[hshift:]), _tables(li[:hshift]), _tables(li[hshift:]),
                 _tables([1 << q for q in spec]))
-    ops = np.zeros((len(p.items), 5), dtype=np.int64)
+    ops = np.zeros((len(p.items), 6), dtype=np.int64)
     for g, bop in enumerate(p.items):
         lb = [local_of[n - 1 - w] for w in bop.wires]
         ops[g, 0] = bop.code
+        if bop.code == SUB:  # target mask, its lowest bit, the rotated states' offsets, phase-derivative flag
+            k = len(lb)
+            offsets = [sum(((loc >> (k - 1 - t)) & 1) << b for t, b in enumerate(lb)) for loc in bop.basis[:2]]
+            ops[g, 1:] = [sum(1 << b for b in lb), min(lb), *offsets, bop.value]
+            continue
         ops[g, 1] = lb[0] if len(lb) > 1 else -1
         ops[g, 2] = lb[-1]
         if bop.code == CU1:
@@ -391,7 +495,7 @@ class BlockedPlan:
         bits = ADJOINT_BLOCK_BITS if adjoint else BLOCK_BITS
         self.m = m = min(bits, n - max(0, (self.nthr - 1).bit_length()))  # at least one block per thread
         width = m - SPECTATOR_BITS
-        seq = block_sequence(ops, adjoint, width)
+        seq = block_sequence(ops, adjoint, width, subspace=True)
         wires = [GateWires(tuple(s.wires)) if isinstance(s, BlockOp) else
                  GateWires(tuple(ops[s].wires), tuple(ops[s].controls), blockable=False) for s in seq]
         self.passes: list[BlockedPass] = []
@@ -480,10 +584,12 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
     inverses = program.kernels(theta, inverse=True)
     dense = dense_matrices([bop for bp in plan.passes for bop in bp.items], inverses)
     slots: dict[int, int] = {}
+    bases: dict[int, Any] = {}  # SUB ops: R and the derivatives in the compressed basis
     for bp in plan.passes:
         for bop in bp.items:
             if isinstance(bop, BlockOp) and derivs.get(bop.parts[0][0]):
                 slots[bop.parts[0][0]] = len(slots)
+                bases[bop.parts[0][0]] = bop.basis
     batch = bra.shape[0]
     partial = np.zeros((batch, plan.nthr, max(1, len(slots)), 32))
     for bp in plan.passes:
@@ -497,4 +603,5 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
                          bp.ops, mats[b], pslots, partial[b], plan.nthr)
     r = partial.sum(axis=1).view(np.complex128).reshape(batch, -1, 4, 4)
     for i, q in slots.items():
-        contract_derivatives(np, grad, derivs[i], r[:, q])
+        entries = derivs[i] if bases[i] is None else [(ref, block4(d, bases[i])) for ref, d in derivs[i]]
+        contract_derivatives(np, grad, entries, r[:, q])

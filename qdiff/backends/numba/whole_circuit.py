@@ -19,7 +19,7 @@ from numba import njit
 from ...ir.kinds import Kind
 from ...observables import pauli_group_tables
 from ...program import exec_kind, kernel_matrix
-from ...spectral import compress, compressed_basis, spectral_plan
+from ...spectral import block4, compressed_basis, spectral_plan
 from .jit import CACHE
 
 MAX_QUBITS = 12
@@ -271,21 +271,10 @@ def run_expval_grad(kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, dia
     run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad)
 
 
-def _block(m: np.ndarray, basis: tuple[int, int, int] | None) -> np.ndarray:
-    """A gate's (or derivative's) matrix ``(..., d, d)`` as the executor reads it: compressed on ``basis``
-    for a wide SUBSPACE gate (see :func:`qdiff.spectral.compressed_basis`), then zero-padded to 4 x 4."""
-    if basis is not None:
-        m = compress(m, basis)
-    d = m.shape[-1]
-    out = np.zeros((*m.shape[:-2], 4, 4), dtype=complex)
-    out[..., :d, :d] = m
-    return out
-
-
 def _constant_matrix(kern: Any, basis: tuple[int, int, int] | None) -> np.ndarray | None:
     """A parameter-free kernel as the executor's 4 x 4 block (None when its data is batched)."""
     m = kernel_matrix(kern)
-    return None if m.ndim != 2 else _block(m, basis)
+    return None if m.ndim != 2 else block4(m, basis)
 
 
 def _geometry(op: Any, n: int, basis: tuple[int, int, int] | None) -> list[int]:
@@ -368,11 +357,11 @@ class PackedProgram:
         kernels = self.program.kernels(theta)
         mats = np.zeros((batch, len(self.keep), 4, 4), dtype=np.complex128)
         for g, (i, basis) in enumerate(zip(self.keep, self.bases, strict=True)):
-            mats[:, g] = _block(kernel_matrix(kernels[i]), basis)
+            mats[:, g] = block4(kernel_matrix(kernels[i]), basis)
         if not derivatives:
             return mats, None
         derivs = self.program.derivatives(theta)
-        entries = [_block(d, basis) for i, basis in zip(self.keep, self.bases, strict=True)
+        entries = [block4(d, basis) for i, basis in zip(self.keep, self.bases, strict=True)
                    for _, d in derivs.get(i, [])]
         dmats = np.zeros((batch, max(1, len(entries)), 4, 4), dtype=np.complex128)
         for q, d in enumerate(entries):
