@@ -348,11 +348,13 @@ class PauliGroups:
 
     @classmethod
     def of(cls, terms: Sequence[tuple[float, PauliWord]], num_wires: int) -> PauliGroups:
-        """Group ``(coefficient, word)`` pairs by flip mask (first appearance order)."""
-        groups: dict[int, list[tuple[int, complex]]] = {}
+        """Group ``(coefficient, word)`` pairs by flip mask, in increasing mask order: groups flipping the
+        same high bits read the same part of the state one after another (it stays in cache)."""
+        by_mask: dict[int, list[tuple[int, complex]]] = {}
         for c, t in terms:
             x, z, phase = word_masks(t, num_wires)
-            groups.setdefault(x, []).append((z, complex(c) * phase))
+            by_mask.setdefault(x, []).append((z, complex(c) * phase))
+        groups = dict(sorted(by_mask.items()))
         starts = np.zeros(len(groups) + 1, dtype=np.int64)
         starts[1:] = np.cumsum([len(v) for v in groups.values()])
         arrays = (np.array(list(groups), dtype=np.int64), starts,

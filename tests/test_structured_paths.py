@@ -53,10 +53,10 @@ def test_groups_share_flip_masks() -> None:
     terms = [(1.0, PauliWord({0: "X", 1: "Z"})), (2.0, PauliWord({0: "Y", 1: "I"})), (0.5, PauliWord({1: "X"})),
              (0.25, PauliWord({0: "X"}))]
     g = PauliGroups.of(terms, 2)
-    assert list(g.xmasks) == [0b10, 0b01]  # X0Z1, Y0 and X0 flip wire 0; X1 flips wire 1
-    assert list(g.starts) == [0, 3, 4]
-    assert list(g.zmasks) == [0b01, 0b10, 0b00, 0b00]
-    np.testing.assert_allclose(g.coeffs, [1.0, 2.0j, 0.25, 0.5])
+    assert list(g.xmasks) == [0b01, 0b10]  # in mask order: X1 flips wire 1; X0Z1, Y0 and X0 flip wire 0
+    assert list(g.starts) == [0, 1, 4]
+    assert list(g.zmasks) == [0b00, 0b01, 0b10, 0b00]
+    np.testing.assert_allclose(g.coeffs, [0.5, 1.0, 2.0j, 0.25])
     assert not g.coeffs.flags.writeable
 
 

@@ -963,15 +963,38 @@ def _k_diag_expval(v, diag, seg_bits, partial):
 @njit(inline="always")
 def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
     """``dst[dst_off + k] += sum_t c_t (-1)^popcount(j & z_t) v[row + j]``, ``j = (start + k) ^ x_g``, for the
-    ``seg`` amplitudes from ``start`` of one row: one short loop per term, which the compiler vectorises."""
+    ``seg`` amplitudes from ``start`` (a multiple of ``seg``) of one row.
+
+    Parity is linear over XOR, so the sign splits into a part fixed per segment (the bits of ``j`` above
+    the segment), one fixed per run and one varying inside a run: a run is the ``2**b`` consecutive
+    ``k`` (``b``: lowest flipped bit inside the segment) whose sources ``j`` are consecutive too, so
+    every inner loop reads and writes contiguous amplitudes.
+    """
+    low = seg - _U1
     for g in range(xm.shape[0]):
         x = xm[g]
+        x_lo = x & low
+        src = row + ((start ^ x) & ~low)
+        run = seg if x_lo == _U0 else (x_lo & (~x_lo + _U1))
         for t in range(starts[g], starts[g + 1]):
             z = zm[t]
             c = cf[t]
-            for k in range(seg):
-                j = (start + k) ^ x
-                dst[dst_off + k] += (1.0 - 2.0 * np.float64(_parity(j & z))) * c * v[row + j]
+            if _parity((start ^ x) & z & ~low):
+                c = -c
+            z_lo = z & low
+            z_in = z_lo & (run - _U1)
+            for r0 in range(np.uint64(0), seg, run):
+                j0 = r0 ^ x_lo
+                cr = -c if _parity(j0 & z_lo & ~(run - _U1)) else c
+                d0 = dst_off + r0
+                s0 = src + j0
+                if z_in == _U0:
+                    for q in range(run):
+                        dst[d0 + q] += cr * v[s0 + q]
+                else:
+                    for q in range(run):
+                        qq = np.uint64(q)
+                        dst[d0 + qq] += (1.0 - 2.0 * np.float64(_parity(qq & z_in))) * cr * v[s0 + qq]
 
 
 @_twins
