@@ -149,6 +149,16 @@ def _k_u2(re, im, qa, qb, u):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _popcount(t):  # pragma: no cover - compiled
+    """Number of set bits of ``t``."""
+    k = 0
+    while t:
+        t &= t - 1
+        k += 1
+    return k
+
+
+@njit(inline="always", **_JIT)
 def _sub_base(r, tmask, qlo):  # pragma: no cover - compiled
     """The ``r``-th block index with every bit of ``tmask`` clear, counting runs of ``2**qlo`` (``qlo``:
     the lowest bit of ``tmask``): a zero bit inserted at each set bit of ``tmask``, lowest first."""
@@ -166,14 +176,9 @@ def _k_sub(re, im, tmask, qlo, offa, offb, u):  # pragma: no cover - compiled
     """Two-level rotation ``u[0:8]`` of the local states at ``+offa``, ``+offb`` of every index with the
     target bits ``tmask`` clear, and the phase ``u[8] + i u[9]`` on the other states of the targets."""
     run = 1 << qlo
-    k = 0
-    t = tmask
-    while t:
-        t &= t - 1
-        k += 1
     pr, pi = u[8], u[9]
     phased = pr != 1.0 or pi != 0.0
-    for r in range(re.shape[0] >> (k + qlo)):
+    for r in range(re.shape[0] >> (_popcount(tmask) + qlo)):
         o = _sub_base(r, tmask, qlo)
         _k_pair(re[o + offa:o + offa + run], im[o + offa:o + offa + run], re[o + offb:o + offb + run],
                 im[o + offb:o + offb + run], u)
@@ -240,25 +245,13 @@ def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
     if code == SUB:
         tmask, qlo, offa, offb = ops[g, 1], ops[g, 2], ops[g, 3], ops[g, 4]
         run = 1 << qlo
-        k = 0
-        t = tmask
-        while t:
-            t &= t - 1
-            k += 1
-        r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = rr = ri = 0.0
-        for r in range(M >> (k + qlo)):
+        tot = _ZERO8
+        rr = ri = 0.0
+        for r in range(M >> (_popcount(tmask) + qlo)):
             o = _sub_base(r, tmask, qlo)
             xa, xb = o + offa, o + offb
-            p = _pair_outer(bre[xa:xa + run], bim[xa:xa + run], bre[xb:xb + run], bim[xb:xb + run],
-                            kre[xa:xa + run], kim[xa:xa + run], kre[xb:xb + run], kim[xb:xb + run])
-            r00r += p[0]
-            r00i += p[1]
-            r01r += p[2]
-            r01i += p[3]
-            r10r += p[4]
-            r10i += p[5]
-            r11r += p[6]
-            r11i += p[7]
+            tot = _add8(tot, _pair_outer(bre[xa:xa + run], bim[xa:xa + run], bre[xb:xb + run], bim[xb:xb + run],
+                                         kre[xa:xa + run], kim[xa:xa + run], kre[xb:xb + run], kim[xb:xb + run]))
             if ops[g, 5]:  # the derivative has a part on the other states: sum conj(bra) ket there
                 sm = tmask
                 while True:
@@ -279,27 +272,24 @@ def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
             sl, sh, off = 1 << min(c_bit, q), 1 << max(c_bit, q), half << c_bit
         else:
             sl, sh, off = sq, sq, 0
-        r00r = r00i = r01r = r01i = r10r = r10i = r11r = r11i = 0.0
+        tot = _ZERO8
         for b0 in range(0, M, 2 * sh):
             for b1 in range(b0 + off, b0 + off + sh, 2 * sl):
-                p = _pair_outer(bre[b1:b1 + sl], bim[b1:b1 + sl], bre[b1 + sq:b1 + sq + sl], bim[b1 + sq:b1 + sq + sl],
-                                kre[b1:b1 + sl], kim[b1:b1 + sl], kre[b1 + sq:b1 + sq + sl], kim[b1 + sq:b1 + sq + sl])
-                r00r += p[0]
-                r00i += p[1]
-                r01r += p[2]
-                r01i += p[3]
-                r10r += p[4]
-                r10i += p[5]
-                r11r += p[6]
-                r11i += p[7]
-    acc[0] += r00r
-    acc[1] += r00i
-    acc[2] += r01r
-    acc[3] += r01i
-    acc[8] += r10r
-    acc[9] += r10i
-    acc[10] += r11r
-    acc[11] += r11i
+                x1 = b1 + sq
+                tot = _add8(tot, _pair_outer(bre[b1:b1 + sl], bim[b1:b1 + sl], bre[x1:x1 + sl], bim[x1:x1 + sl],
+                                             kre[b1:b1 + sl], kim[b1:b1 + sl], kre[x1:x1 + sl], kim[x1:x1 + sl]))
+    for e in range(8):  # the 2x2 corner: entries (0,0) (0,1) (1,0) (1,1), (re, im) pairs
+        acc[e + 4 * (e // 4)] += tot[e]
+
+
+_ZERO8 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(inline="always", **_JIT)
+def _add8(a, b):  # pragma: no cover - compiled
+    """Elementwise sum of two 8-tuples of floats (running 2x2 complex sums kept in registers)."""
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b[6],
+            a[7] + b[7])
 
 
 @njit(inline="always", **_JIT)
