@@ -204,7 +204,8 @@ def _phases(batch: int, sweep: float, build: float, measure: float, shared: floa
 
 FORWARD_STATES_BOUND = 4.0
 """Most state vectors per batch entry a forward pass and its measurements hold (state, at most two
-temporaries per measurement, one batch-shared diagonal): the bound behind :func:`negligible`."""
+temporaries per measurement, one batch-shared diagonal), and a lone expectation's adjoint gradient
+(state, bra, the sweep's temporary, one diagonal): the bound behind :func:`negligible`."""
 
 
 def negligible(num_wires: int, states: float, dtype: Any) -> bool:

@@ -504,11 +504,12 @@ def expectation(backend: Any, state: Any, obs: Observable) -> Any:
     if isinstance(obs, LinearCombination):
         diag, rest = split_diagonal_terms(backend, state, obs)
         words, others = _split_words(rest)
-        total = backend.xp.zeros(state.shape[0])
         if words:
-            total = total + backend.expval_pauli_groups(state, _word_groups(obs, words, num_qubits_of(state)), diag)
+            total = backend.expval_pauli_groups(state, _word_groups(obs, words, num_qubits_of(state)), diag)
         elif diag is not None:
-            total = total + backend.expval_diagonal(state, diag)
+            total = backend.expval_diagonal(state, diag)
+        else:
+            total = backend.xp.zeros(state.shape[0])
         for c, t in others:
             total = total + c * expectation(backend, state, t)
         return total

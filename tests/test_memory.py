@@ -266,5 +266,8 @@ def test_forward_states_bound_covers_every_measurement() -> None:
         for dtype in (np.complex128, np.complex64):
             worst = memory.forward_footprint(n, batch, dtype, kinds)
             assert worst.states <= memory.FORWARD_STATES_BOUND * batch, (batch, dtype, worst.states)
+            for obs in (h, qd.Z(0) @ qd.Z(1) + qd.Z(2), qd.Hermitian(np.diag([1.0, -1.0]), wires=(1,))):
+                lone = memory.adjoint_footprint(n, batch, dtype, [qd.Expval(obs)], 1, 1)
+                assert lone.states <= memory.FORWARD_STATES_BOUND * batch, (batch, dtype, lone.states)
     assert memory.negligible(10, memory.FORWARD_STATES_BOUND, np.complex128)
     assert not memory.negligible(24, 1.0, np.complex128)  # 256 MiB: predicted and checked

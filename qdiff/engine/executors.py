@@ -70,9 +70,11 @@ class Executor:
 
     def runs(self, request: Request) -> bool:
         """Whether this executor can serve ``request``."""
-        has = {Purpose.FORWARD: self.forward, Purpose.SWEEP: self.sweep,
-               Purpose.EXPVAL_GRAD: self.expval_grad}[request.purpose]
-        return has is not None and self.accepts(request)
+        return getattr(self, _ENTRY[request.purpose]) is not None and self.accepts(request)
+
+
+_ENTRY = {Purpose.FORWARD: "forward", Purpose.SWEEP: "sweep", Purpose.EXPVAL_GRAD: "expval_grad"}
+"""The :class:`Executor` field that serves each purpose."""
 
 
 def _reference_expval_grad(backend: Any, program: Any, theta: np.ndarray, state: Any, observable: Any

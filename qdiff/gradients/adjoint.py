@@ -20,7 +20,16 @@ from ..circuit import Circuit, check_theta
 from ..engine import run_expval_grad, run_sweep
 from ..errors import DifferentiationError
 from ..measure import Expval, Measurement
-from ..memory import adjoint_footprint, check_policy, largest_that_fits, require, split_batch, vjp_footprint
+from ..memory import (
+    FORWARD_STATES_BOUND,
+    adjoint_footprint,
+    check_policy,
+    largest_that_fits,
+    negligible,
+    require,
+    split_batch,
+    vjp_footprint,
+)
 from ..program import program_of
 from ..simulate import batch_size, checked_final_state, initial_state, resolve_dtype
 from .common import cotangent_bra, output_shape, real_cotangent, rows_per_batch
@@ -101,7 +110,8 @@ def adjoint_jacobian(
     hint = "memory='fit' runs the parameter sets in chunks" if b > 1 and not fixed_batch else ""
     lone_expval = len(measurements) == 1 and type(measurements[0]) is Expval
     if lone_expval and memory != "fit":  # the common case first: nothing to stack or split
-        require(adjoint_footprint(n, b, dt, measurements, 1, 1), hint, be)
+        if not negligible(n, FORWARD_STATES_BOUND * b, dt):
+            require(adjoint_footprint(n, b, dt, measurements, 1, 1), hint, be)
         return _expval_jacobian(circuit, measurements[0], theta, implied, be, dt)
     rows: list[tuple[int, int]] = []
     for mi, m in enumerate(measurements):

@@ -11,6 +11,7 @@ Serial on purpose: threads cost more than they save at this size.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -386,8 +387,6 @@ def packing(program: Any) -> PackedProgram | None:
 
 def enabled(backend: Any) -> bool:
     """The executor serves the numpy backend unless compiled kernels are switched off (QDIFF_KERNELS=numpy)."""
-    import os
-
     return getattr(backend, "name", "") == "numpy" and os.environ.get("QDIFF_KERNELS", "").lower() != "numpy"
 
 
