@@ -198,6 +198,14 @@ def bandwidth(n: int) -> dict[str, Any]:
     return out
 
 
+def uniform_state(be: Any, n: int, dtype: str, copies: float) -> Any:
+    """The uniform superposition on ``n`` qubits, after checking that ``copies`` states of it fit."""
+    be.check_memory(n, 1, dtype, copies=copies)
+    state = be.zero_state(n, 1, dtype)
+    state[:] = 1 / math.sqrt(2**n)
+    return state
+
+
 def gate_cases(be: Any, state: Any, other: Any, n: int) -> list[tuple[str, Any, int]]:
     """(name, call, bytes it must move) for every primitive on ``state`` (``other``: a second state)."""
     rng = np.random.default_rng(0)
@@ -240,9 +248,7 @@ def per_gate(n: int, copy_bw: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for dt in ("complex64", "complex128"):
         try:
-            be.check_memory(n, 1, dt, copies=3.2)
-            state = be.zero_state(n, 1, dt)
-            state[:] = 1 / math.sqrt(2**n)
+            state = uniform_state(be, n, dt, copies=3.2)
             cases = gate_cases(be, state, state.copy(), n)
         except Exception as exc:
             record_error("per_gate", {"n": n, "dtype": dt}, exc)
@@ -351,9 +357,7 @@ def fused_pass(n: int, layers: int, copy_bw: dict[str, Any]) -> list[dict[str, A
     rows = []
     for dt in ("complex64", "complex128"):
         try:
-            be.check_memory(n, 1, dt, copies=2.5)
-            state = be.zero_state(n, 1, dt)
-            state[:] = 1 / math.sqrt(2**n)
+            state = uniform_state(be, n, dt, copies=2.5)
             ref = copy_bw.get(dt, {}).get("GBps_read_plus_write")
             for adjoint in (False, True):
                 itemsize = np.dtype(dt).itemsize

@@ -447,15 +447,16 @@ def pauli_group_tables(obs: Observable, num_wires: int) -> tuple | None:
     per flip mask, whatever the number of terms. None when ``obs`` is not a sum of Pauli words or the
     tables would exceed ``PAULI_TABLE_MAX_ENTRIES``. Built once and cached on the (immutable) observable.
     """
-    cache = obs.__dict__.setdefault("_pauli_tables", {})
-    if num_wires in cache:
-        return cache[num_wires]
-    cache[num_wires] = None
-    lc = as_linear_combination(obs)
+    cache = derived(obs, "_pauli_tables", dict)
+    if num_wires not in cache:
+        cache[num_wires] = _group_tables(as_linear_combination(obs), num_wires)
+    return cache[num_wires]
+
+
+def _group_tables(lc: LinearCombination, num_wires: int) -> tuple | None:
     if not all(isinstance(t, PauliWord) for t in lc.terms):
         return None
-    zterms = [(c, t) for c, t in zip(lc.coeffs, lc.terms, strict=True) if _is_diagonal_pauli(t)]
-    words = [(c, t) for c, t in zip(lc.coeffs, lc.terms, strict=True) if not _is_diagonal_pauli(t)]
+    zterms, words = _diagonal_split(lc)
     groups = PauliGroups.of(words, num_wires)
     if len(groups.xmasks) * 2**num_wires > PAULI_TABLE_MAX_ENTRIES:
         return None
@@ -464,11 +465,10 @@ def pauli_group_tables(obs: Observable, num_wires: int) -> tuple | None:
     for g in range(len(groups.xmasks)):
         for t in range(groups.starts[g], groups.starts[g + 1]):
             tables[g] += groups.coeffs[t] * (1 - 2 * _parity(j & groups.zmasks[t]))
-    diag = np.ascontiguousarray(z_diagonal(np, num_wires, zterms), dtype=np.float64)
+    diag = np.ascontiguousarray(z_diagonal(np, num_wires, list(zterms)), dtype=np.float64)
     for a in (diag, tables):
         a.flags.writeable = False
-    cache[num_wires] = (diag, groups.xmasks, tables)
-    return cache[num_wires]
+    return diag, groups.xmasks, tables
 
 
 def _apply_sparse(backend: Any, state: Any, obs: SparseHermitian) -> Any:

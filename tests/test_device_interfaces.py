@@ -226,6 +226,20 @@ def _summed_loss_and_grad(qnode, w0, x, interface):
     return float(pnp.sum(qnode(w, inputs))), qml.grad(lambda v: pnp.sum(qnode(v, inputs)))(w)
 
 
+def _tracked_against_default_qubit(model, n, w0, x, interface):
+    """The summed loss and gradient on qdiff.qubit (tracked) and on default.qubit, checked equal; the totals."""
+    def run(device):
+        return _summed_loss_and_grad(qml.QNode(model, device, interface=interface), w0, x, interface)
+
+    dev = qml.device("qdiff.qubit", wires=n)
+    with qml.Tracker(dev) as tracker:
+        loss, grad = run(dev)
+    ref_loss, ref_grad = run(qml.device("default.qubit", wires=n))
+    assert np.isclose(loss, ref_loss, atol=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
+    return tracker.totals
+
+
 @pytest.mark.parametrize("interface", ["autograd", "torch"])
 def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface):
     # default QNode options (device_vjp=False): a batch of non-trainable inputs is still one simulation
@@ -240,17 +254,9 @@ def test_broadcast_inputs_with_default_options_run_as_one_batched_vjp(interface)
         qml.StronglyEntanglingLayers(w, wires=range(n))
         return qml.expval(qml.Z(0) @ qml.Z(1))
 
-    def run(device):
-        return _summed_loss_and_grad(qml.QNode(model, device, interface=interface), w0, x, interface)
-
-    dev = qml.device("qdiff.qubit", wires=n)
-    with qml.Tracker(dev) as tracker:
-        loss, grad = run(dev)
-    ref_loss, ref_grad = run(qml.device("default.qubit", wires=n))
-    assert np.isclose(loss, ref_loss, atol=1e-10)
-    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
-    assert tracker.totals.get("vjps", 0) >= 1 and tracker.totals.get("derivatives", 0) == 0
-    assert tracker.totals["simulations"] <= 2  # the forward value and the VJP, never one per input
+    totals = _tracked_against_default_qubit(model, n, w0, x, interface)
+    assert totals.get("vjps", 0) >= 1 and totals.get("derivatives", 0) == 0
+    assert totals["simulations"] <= 2  # the forward value and the VJP, never one per input
 
 
 @pytest.mark.parametrize("interface", ["autograd", "torch"])
@@ -272,14 +278,6 @@ def test_broadcast_inputs_on_native_gates_run_as_one_batched_jacobian(interface)
                 qml.CNOT(wires=[q, q + 1])
         return qml.expval(qml.Z(0))
 
-    def run(device):
-        return _summed_loss_and_grad(qml.QNode(classifier, device, interface=interface), w0, x, interface)
-
-    dev = qml.device("qdiff.qubit", wires=n)
-    with qml.Tracker(dev) as tracker:
-        loss, grad = run(dev)
-    ref_loss, ref_grad = run(qml.device("default.qubit", wires=n))
-    assert np.isclose(loss, ref_loss, atol=1e-10)
-    np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
-    assert tracker.totals.get("vjps", 0) == 0 and tracker.totals.get("simulations", 0) <= 2
-    assert tracker.totals["executions"] <= 2  # one batched tape (per forward and gradient), never one per input
+    totals = _tracked_against_default_qubit(classifier, n, w0, x, interface)
+    assert totals.get("vjps", 0) == 0 and totals.get("simulations", 0) <= 2
+    assert totals["executions"] <= 2  # one batched tape (per forward and gradient), never one per input

@@ -43,6 +43,7 @@ from ...fusion import (
     dense_matrices,
     op_matrices,
 )
+from ...ir.bits import local_offsets
 from ...program import contract_derivatives
 from ...schedule import GateWires, plan_passes
 from ...spectral import block4
@@ -450,9 +451,8 @@ def _geometry(p: BlockedPass, n: int, m: int, local_wires: list[int]) -> None:
         lb = [local_of[n - 1 - w] for w in bop.wires]
         ops[g, 0] = bop.code
         if bop.code == SUB:  # target mask, its lowest bit, the rotated states' offsets, phase-derivative flag
-            k = len(lb)
-            offsets = [sum(((loc >> (k - 1 - t)) & 1) << b for t, b in enumerate(lb)) for loc in bop.basis[:2]]
-            ops[g, 1:] = [sum(1 << b for b in lb), min(lb), *offsets, bop.value]
+            offs = local_offsets(lb)
+            ops[g, 1:] = [offs[-1], min(lb), offs[bop.basis[0]], offs[bop.basis[1]], bop.value]
             continue
         ops[g, 1] = lb[0] if len(lb) > 1 else -1
         ops[g, 2] = lb[-1]

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ...ir.bits import local_offsets
 from ...ir.pauli import pauli_masks
 from .jit import CACHE
 
@@ -609,14 +610,7 @@ def _layout(n: int, targets: tuple, controls: tuple, cvals: tuple) -> tuple | No
     for p, v in zip(cpos, cvals, strict=True):
         if v:
             cmask |= 1 << p
-    k = len(targets)
-    offsets = np.zeros(2**k, dtype=np.uint64)
-    for loc in range(2**k):
-        off = 0
-        for j, p in enumerate(tpos):
-            if (loc >> (k - 1 - j)) & 1:
-                off |= 1 << p
-        offsets[loc] = off
+    offsets = np.array(local_offsets(tpos), dtype=np.uint64)
     fs = set(fixed)
     if not fixed or fixed[0] >= RUN_BITS:  # one contiguous run per item
         lob, rb, cs = min(fixed[0] if fixed else n, RUN_BITS), 0, 0
@@ -974,12 +968,13 @@ def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
     for g in range(xm.shape[0]):
         x = xm[g]
         x_lo = x & low
-        src = row + ((start ^ x) & ~low)
+        hi = (start ^ x) & ~low  # the source segment
+        src = row + hi
         run = seg if x_lo == _U0 else (x_lo & (~x_lo + _U1))
         for t in range(starts[g], starts[g + 1]):
             z = zm[t]
             c = cf[t]
-            if _parity((start ^ x) & z & ~low):
+            if _parity(hi & z):
                 c = -c
             z_lo = z & low
             z_in = z_lo & (run - _U1)
@@ -1146,7 +1141,7 @@ def sample_basis(state: np.ndarray, shots: int, rng: np.random.Generator):
     chunk = -(-size // nchunks)
     sums = np.empty(nchunks)
     rows = []
-    for b in range(batch):
+    for b in range(batch):  # every row's weights first: a refused row leaves the generator untouched
         _k_chunk_weights[par](state[b], chunk, sums)
         total = float(sums.sum())
         if not (np.isfinite(total) and total > 0):

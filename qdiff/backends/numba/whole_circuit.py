@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ...ir.bits import local_offsets
 from ...ir.kinds import Kind
 from ...observables import pauli_group_tables
 from ...program import exec_kind, kernel_matrix
@@ -286,11 +287,10 @@ def _geometry(op: Any, n: int, basis: tuple[int, int, int] | None) -> list[int]:
     for c, v in zip(op.controls, op.control_values, strict=True):
         cmask |= 1 << (n - 1 - c)
         cval |= v << (n - 1 - c)
-    tmask = sum(1 << (n - 1 - w) for w in wires)
-    offsets = [0, 0]
-    if basis is not None:  # a local index's bits (first wire most significant) at the wires' positions
-        offsets = [sum(((local >> (k - 1 - t)) & 1) << (n - 1 - w) for t, w in enumerate(wires))
-                   for local in basis[:2]]
+    offs = local_offsets([n - 1 - w for w in wires])
+    tmask, offsets = offs[-1], [0, 0]
+    if basis is not None:
+        offsets = [offs[basis[0]], offs[basis[1]]]
         kind = SUBSPACE
     else:
         kind = DIAGONAL if exec_kind(op.gate) == Kind.DIAGONAL else DENSE
