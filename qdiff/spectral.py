@@ -218,7 +218,10 @@ class SpectralPlan:
         self.f_offset = np.array([s[2] for s in f_src])
         self.f_nev = np.array([d[0] for d in f_data], dtype=np.int64)
         self.f_evals = np.array([d[1] for d in f_data])
-        self.f_projs = np.array([d[2] for d in f_data])
+        projs = np.array([d[2] for d in f_data])
+        self.f_projs = np.stack([projs, 1j * self.f_evals[:, :, None, None] * projs], axis=1)
+        """``(F, 2, 4, 4, 4)``: factor f's projectors P_j, then the derivative's ``i l_j P_j`` (d/dv of
+        exp(i v l_j) P_j, over exp(i v l_j))."""
         self.f_base = np.array([d[3] for d in f_data])
         self.occ_gate = np.array([o[0] for o in occ], dtype=np.int64)
         self.occ_factor = np.array([o[1] for o in occ], dtype=np.int64)

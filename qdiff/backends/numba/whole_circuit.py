@@ -11,6 +11,7 @@ Serial on purpose: threads cost more than they save at this size.
 
 from __future__ import annotations
 
+import cmath
 import os
 from typing import Any
 
@@ -34,14 +35,9 @@ mask and values, and for SUBSPACE gates the mask of all target bits and the offs
 basis states."""
 
 
-@njit(cache=CACHE, inline="always")
-def _entry(m: np.ndarray, i: int, j: int, dagger: bool) -> complex:
-    return np.conj(m[j, i]) if dagger else m[i, j]
-
-
 @njit(cache=CACHE)
-def _apply(psi, geo, m, dagger):  # pragma: no cover - compiled
-    """Apply one packed gate (geometry row ``geo``, padded matrix ``m``), or its adjoint, in place.
+def _apply(psi, geo, m):  # pragma: no cover - compiled
+    """Apply one packed gate (geometry row ``geo``, padded matrix ``m``) in place.
 
     DENSE and DIAGONAL gates act on one or two targets; a SUBSPACE gate's ``m`` is its compressed
     matrix: the 2 x 2 block on the basis states at offsets OFF0, OFF1 of each block of the targets,
@@ -51,9 +47,7 @@ def _apply(psi, geo, m, dagger):  # pragma: no cover - compiled
     kind, k, b0, b1, cmask, cval = geo[KIND], geo[K], geo[B0], geo[B1], geo[CMASK], geo[CVAL]
     if kind == SUBSPACE:
         tmask, o0, o1 = geo[TMASK], geo[OFF0], geo[OFF1]
-        u00, u01 = _entry(m, 0, 0, dagger), _entry(m, 0, 1, dagger)
-        u10, u11 = _entry(m, 1, 0, dagger), _entry(m, 1, 1, dagger)
-        ph = _entry(m, 2, 2, dagger)
+        u00, u01, u10, u11, ph = m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[2, 2]
         phased = ph != 1
         for i in range(n_amp):
             if (i & cmask) != cval:
@@ -67,20 +61,19 @@ def _apply(psi, geo, m, dagger):  # pragma: no cover - compiled
                 psi[i] *= ph
         return
     if kind == DIAGONAL:
+        d0, d1, d2, d3 = m[0, 0], m[1, 1], m[2, 2], m[3, 3]
         for i in range(n_amp):
             if (i & cmask) != cval:
                 continue
             if k == 1:
-                a = (i >> b0) & 1
+                psi[i] *= d1 if (i >> b0) & 1 else d0
             else:
                 a = (((i >> b0) & 1) << 1) | ((i >> b1) & 1)
-            d = m[a, a]
-            psi[i] *= np.conj(d) if dagger else d
+                psi[i] *= d0 if a == 0 else (d1 if a == 1 else (d2 if a == 2 else d3))
         return
     if k == 1:
         s0 = 1 << b0
-        u00, u01 = _entry(m, 0, 0, dagger), _entry(m, 0, 1, dagger)
-        u10, u11 = _entry(m, 1, 0, dagger), _entry(m, 1, 1, dagger)
+        u00, u01, u10, u11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
         for i in range(n_amp):
             if (i & s0) or (i & cmask) != cval:
                 continue
@@ -90,19 +83,17 @@ def _apply(psi, geo, m, dagger):  # pragma: no cover - compiled
             psi[j] = u10 * a0 + u11 * a1
         return
     s0, s1 = 1 << b0, 1 << b1
-    u = np.empty((4, 4), dtype=psi.dtype)
-    for r in range(4):
-        for c in range(4):
-            u[r, c] = _entry(m, r, c, dagger)
-    a = np.empty(4, dtype=psi.dtype)
+    m00, m01, m02, m03, m10, m11, m12, m13 = m[0, 0], m[0, 1], m[0, 2], m[0, 3], m[1, 0], m[1, 1], m[1, 2], m[1, 3]
+    m20, m21, m22, m23, m30, m31, m32, m33 = m[2, 0], m[2, 1], m[2, 2], m[2, 3], m[3, 0], m[3, 1], m[3, 2], m[3, 3]
     for i in range(n_amp):
         if (i & s0) or (i & s1) or (i & cmask) != cval:
             continue
-        idx = (i, i | s1, i | s0, i | s0 | s1)
-        for r in range(4):
-            a[r] = psi[idx[r]]
-        for r in range(4):
-            psi[idx[r]] = u[r, 0] * a[0] + u[r, 1] * a[1] + u[r, 2] * a[2] + u[r, 3] * a[3]
+        i1, i2, i3 = i | s1, i | s0, i | s0 | s1
+        a0, a1, a2, a3 = psi[i], psi[i1], psi[i2], psi[i3]
+        psi[i] = m00 * a0 + m01 * a1 + m02 * a2 + m03 * a3
+        psi[i1] = m10 * a0 + m11 * a1 + m12 * a2 + m13 * a3
+        psi[i2] = m20 * a0 + m21 * a1 + m22 * a2 + m23 * a3
+        psi[i3] = m30 * a0 + m31 * a1 + m32 * a2 + m33 * a3
 
 
 @njit(cache=CACHE)
@@ -112,7 +103,9 @@ def _reduced(bra, ket, geo, r):  # pragma: no cover - compiled
     For a SUBSPACE gate in its compressed basis: a, c over the two rotated states, and ``r[2, 2]``
     summed over every other basis state of the targets.
     """
-    r[:] = 0
+    for a in range(4):
+        for c in range(4):
+            r[a, c] = 0
     k, b0, b1, cmask, cval = geo[K], geo[B0], geo[B1], geo[CMASK], geo[CVAL]
     if geo[KIND] == SUBSPACE:
         tmask, o0, o1 = geo[TMASK], geo[OFF0], geo[OFF1]
@@ -122,13 +115,13 @@ def _reduced(bra, ket, geo, r):  # pragma: no cover - compiled
             t = i & tmask
             if t == 0:
                 j0, j1 = i + o0, i + o1
-                c0, c1 = np.conj(bra[j0]), np.conj(bra[j1])
+                c0, c1 = bra[j0].conjugate(), bra[j1].conjugate()
                 r[0, 0] += c0 * ket[j0]
                 r[0, 1] += c0 * ket[j1]
                 r[1, 0] += c1 * ket[j0]
                 r[1, 1] += c1 * ket[j1]
             if t != o0 and t != o1:
-                r[2, 2] += np.conj(bra[i]) * ket[i]
+                r[2, 2] += bra[i].conjugate() * ket[i]
         return
     d = 2 if k == 1 else 4
     s0 = 1 << b0
@@ -141,7 +134,7 @@ def _reduced(bra, ket, geo, r):  # pragma: no cover - compiled
         else:
             idx = (i, i | s1, i | s0, i | s0 | s1)
         for a in range(d):
-            cb = np.conj(bra[idx[a]])
+            cb = bra[idx[a]].conjugate()
             for c in range(d):
                 r[a, c] += cb * ket[idx[c]]
 
@@ -152,18 +145,23 @@ def run_forward(states, geo, mats):  # pragma: no cover - compiled
     for b in range(states.shape[0]):
         mb = min(b, mats.shape[0] - 1)
         for g in range(geo.shape[0]):
-            _apply(states[b], geo[g], mats[mb, g], False)
+            _apply(states[b], geo[g], mats[mb, g])
 
 
 @njit(cache=CACHE)
-def run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad):  # pragma: no cover - compiled
-    """Backward sweep: for each gate (last first) un-apply from ket, contract derivatives, un-apply from bra."""
-    r = np.zeros((4, 4), dtype=np.complex128)
+def run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad,
+                work):  # pragma: no cover - compiled
+    """Backward sweep: for each gate (last first) un-apply from ket, contract derivatives, un-apply from bra.
+
+    ``work`` is ``(2, 4, 4)`` complex scratch: the reduced outer product and the gate's adjoint.
+    """
+    r, adj = work[0], work[1]
     for b in range(bras.shape[0]):
         mb = min(b, mats.shape[0] - 1)
         db = min(b, dmats.shape[0] - 1)
         for g in range(geo.shape[0] - 1, -1, -1):
-            _apply(kets[b], geo[g], mats[mb, g], True)
+            _dagger(adj, mats[mb, g])
+            _apply(kets[b], geo[g], adj)
             if occ_start[g + 1] > occ_start[g]:
                 _reduced(bras[b], kets[b], geo[g], r)
                 for q in range(occ_start[g], occ_start[g + 1]):
@@ -172,27 +170,30 @@ def run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, g
                         for c in range(4):
                             s += (dmats[db, q, a, c] * r[a, c]).real
                     grad[b, occ_param[q]] += 2.0 * occ_coeff[q] * s
-            _apply(bras[b], geo[g], mats[mb, g], True)
+            _apply(bras[b], geo[g], adj)
 
 
 @njit(cache=CACHE)
-def _spectral_factor(v, lam, projs, nev, base, derivative, tmp, out):  # pragma: no cover - compiled
-    """``out = sum_j exp(i v l_j) P_j U(0)`` (times ``i l_j`` for the derivative), on padded 4 x 4 blocks."""
-    tmp[:] = 0
+def _spectral_factor(v, lam, projs, nev, base, tmp, out):  # pragma: no cover - compiled
+    """``out = sum_j exp(i v l_j) P_j U(0)`` on padded 4 x 4 blocks (``projs`` P_j, or i l_j P_j for the
+    derivative)."""
+    for r in range(4):
+        for c in range(4):
+            tmp[r, c] = 0
     for j in range(nev):
-        w = np.exp(1j * v * lam[j])
-        if derivative:
-            w = w * 1j * lam[j]
+        w = cmath.exp(1j * v * lam[j])
         for r in range(4):
             for c in range(4):
                 tmp[r, c] += w * projs[j, r, c]
     _mul(tmp, base, out)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def _mul(a, b, out):  # pragma: no cover - compiled
     """``out = a @ b`` for 4 x 4 blocks (``out`` distinct from both)."""
-    out[:] = 0
+    for r in range(4):
+        for c in range(4):
+            out[r, c] = 0
     for r in range(4):
         for m in range(4):
             x = a[r, m]
@@ -201,60 +202,66 @@ def _mul(a, b, out):  # pragma: no cover - compiled
                     out[r, c] += x * b[m, c]
 
 
-@njit(cache=CACHE)
-def _store(out, u, dagger):  # pragma: no cover - compiled
-    """``out = u`` (or its adjoint) for 4 x 4 blocks; explicit loops compile faster than slice copies."""
+@njit(cache=CACHE, inline="always")
+def _copy(out, u):  # pragma: no cover - compiled
+    """``out = u`` for 4 x 4 blocks (explicit loops compile faster than slice copies)."""
     for r in range(4):
         for c in range(4):
-            out[r, c] = np.conj(u[c, r]) if dagger else u[r, c]
+            out[r, c] = u[r, c]
+
+
+@njit(cache=CACHE, inline="always")
+def _dagger(out, u):  # pragma: no cover - compiled
+    """``out = u^dagger`` for 4 x 4 blocks."""
+    for r in range(4):
+        for c in range(4):
+            out[r, c] = u[c, r].conjugate()
 
 
 @njit(cache=CACHE)
 def bind_spectral(theta, fstart, f_pidx, f_coeff, f_offset, f_nev, f_evals, f_projs, f_base, const, inverse,
-                  occ_gate, occ_factor, mats, dmats):  # pragma: no cover - compiled
-    """Gate matrices ``mats (B, L, 4, 4)`` and derivative matrices ``dmats (B, Q, 4, 4)`` for ``theta (B, P)``."""
+                  occ_gate, occ_factor, mats, dmats, scratch):  # pragma: no cover - compiled
+    """Gate matrices ``mats (B, L, 4, 4)`` and derivative matrices ``dmats (B, Q, 4, 4)`` for ``theta (B, P)``.
+
+    ``scratch`` is ``(3 + F, 4, 4)`` complex: three work blocks, then the F factor matrices.
+    """
     n_gates = fstart.shape[0] - 1
     n_factors = fstart[n_gates]
-    fm = np.zeros((max(n_factors, 1), 4, 4), dtype=np.complex128)
-    vals = np.zeros(max(n_factors, 1))
-    u = np.zeros((4, 4), dtype=np.complex128)
-    tmp = np.zeros((4, 4), dtype=np.complex128)
-    dfac = np.zeros((4, 4), dtype=np.complex128)
+    u, tmp, dfac, fm = scratch[0], scratch[1], scratch[2], scratch[3:]
     for b in range(theta.shape[0]):
         for f in range(n_factors):
             p = f_pidx[f]
-            vals[f] = f_offset[f] + (f_coeff[f] * theta[b, p] if p >= 0 else 0.0)
-            _spectral_factor(vals[f], f_evals[f], f_projs[f], f_nev[f], f_base[f], False, tmp, fm[f])
-        for g in range(n_gates):
-            if fstart[g] == fstart[g + 1]:
-                _store(mats[b, g], const[g], False)
-                continue
+            v = f_offset[f] + (f_coeff[f] * theta[b, p] if p >= 0 else 0.0)
+            _spectral_factor(v, f_evals[f], f_projs[f, 0], f_nev[f], f_base[f], tmp, fm[f])
+        for q in range(-n_gates, occ_gate.shape[0]):  # gates (q < 0), then derivative occurrences
+            if q < 0:
+                g, fq, out = q + n_gates, -1, mats[b, q + n_gates]
+                if fstart[g] == fstart[g + 1]:
+                    _copy(out, const[g])
+                    continue
+            else:
+                g, fq, out = occ_gate[q], occ_factor[q], dmats[b, q]
+                p = f_pidx[fq]
+                v = f_offset[fq] + (f_coeff[fq] * theta[b, p] if p >= 0 else 0.0)
+                _spectral_factor(v, f_evals[fq], f_projs[fq, 1], f_nev[fq], f_base[fq], tmp, dfac)
             for f in range(fstart[g], fstart[g + 1]):
                 if f == fstart[g]:
-                    _store(u, fm[f], False)
-                else:
-                    _mul(fm[f], u, tmp)
-                    _store(u, tmp, False)
-            _store(mats[b, g], u, inverse[g])
-        for q in range(occ_gate.shape[0]):
-            g, fq = occ_gate[q], occ_factor[q]
-            _spectral_factor(vals[fq], f_evals[fq], f_projs[fq], f_nev[fq], f_base[fq], True, tmp, dfac)
-            for f in range(fstart[g], fstart[g + 1]):
-                if f == fstart[g]:
-                    _store(u, dfac if f == fq else fm[f], False)
+                    _copy(u, dfac if f == fq else fm[f])
                 else:
                     _mul(dfac if f == fq else fm[f], u, tmp)
-                    _store(u, tmp, False)
-            _store(dmats[b, q], u, inverse[g])
+                    _copy(u, tmp)
+            if inverse[g]:
+                _dagger(out, u)
+            else:
+                _copy(out, u)
 
 
 @njit(cache=CACHE)
-def run_expval_grad(kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, diag, xmasks, tables, values,
-                    grad):  # pragma: no cover - compiled
+def run_expval_grad(kets, bras, geo, mats, occ_start, occ_param, occ_coeff, dmats, diag, xmasks, tables, values,
+                    grad, work):  # pragma: no cover - compiled
     """Forward pass, ``<O>`` of a Pauli sum (diagonal part + grouped sign tables, see
-    :func:`qdiff.observables.pauli_group_tables`), bra ``O|psi>``, backward sweep."""
+    :func:`qdiff.observables.pauli_group_tables`), bra ``O|psi>`` (into ``bras``), backward sweep."""
     run_forward(kets, geo, mats)
-    bras = np.empty_like(kets)
     n_amp = kets.shape[1]
     for b in range(kets.shape[0]):
         ket, bra = kets[b], bras[b]
@@ -268,9 +275,15 @@ def run_expval_grad(kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, dia
                 bra[i] += w[j] * ket[j]
         s = 0.0
         for i in range(n_amp):
-            s += (np.conj(ket[i]) * bra[i]).real
+            s += (ket[i].conjugate() * bra[i]).real
         values[b] = s
-    run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad)
+    run_adjoint(bras, kets, geo, mats, occ_start, occ_param, occ_coeff, dmats, grad, work)
+
+
+def _work(extra: int = 0) -> np.ndarray:
+    """Three (plus ``extra``) scratch 4 x 4 complex blocks for a compiled call (allocated here: array
+    creation inside a kernel costs compile time)."""
+    return np.empty((3 + extra, 4, 4), dtype=np.complex128)
 
 
 def _constant_matrix(kern: Any, basis: tuple[int, int, int] | None) -> np.ndarray | None:
@@ -331,7 +344,8 @@ class PackedProgram:
         dmats = np.empty((bm, max(1, len(sp.occ_gate)) if derivatives else 0, 4, 4), dtype=np.complex128)
         occ_gate = sp.occ_gate if derivatives else sp.occ_gate[:0]
         bind_spectral(t2, sp.fstart, sp.f_pidx, sp.f_coeff, sp.f_offset, sp.f_nev, sp.f_evals, sp.f_projs,
-                      sp.f_base, sp.const, sp.inverse, occ_gate, sp.occ_factor, mats, dmats)
+                      sp.f_base, sp.const, sp.inverse, occ_gate, sp.occ_factor, mats, dmats,
+                      _work(sp.fstart[-1]))
         return mats, dmats
 
     def occurrences(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -420,7 +434,7 @@ def sweep(backend: Any, program: Any, theta: np.ndarray, bra: np.ndarray, ket: n
     b = bra.shape[0]
     mats, dmats = p.matrices(theta, b, derivatives=True)
     part = np.zeros((b, program.circuit.num_params))
-    run_adjoint(bra, ket, p.geo, mats, *p.occurrences(theta), dmats, part)
+    run_adjoint(bra, ket, p.geo, mats, *p.occurrences(theta), dmats, part, _work())
     grad += part
 
 
@@ -442,6 +456,6 @@ def expval_grad(backend: Any, program: Any, theta: np.ndarray, state: np.ndarray
     mats, dmats = p.matrices(theta, b, derivatives=True)
     values = np.zeros(b)
     grad = np.zeros((b, program.circuit.num_params))
-    run_expval_grad(state, p.geo, mats, sp.occ_start, sp.occ_param, sp.occ_coeff, dmats,
-                    *pauli_group_tables(observable, program.circuit.num_wires), values, grad)
+    run_expval_grad(state, np.empty_like(state), p.geo, mats, sp.occ_start, sp.occ_param, sp.occ_coeff, dmats,
+                    *pauli_group_tables(observable, program.circuit.num_wires), values, grad, _work())
     return values, grad
