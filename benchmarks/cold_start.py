@@ -5,7 +5,9 @@ Each measurement is a fresh Python process (nothing imported, nothing compiled i
 with non-trainable weights, then an adjoint gradient, then both again warm (median of 5). Three
 situations per qubit count, side by side:
 
-- ``qdiff, empty cache``: a new, empty ``NUMBA_CACHE_DIR`` (a fresh install, container or node);
+- ``qdiff, empty cache``: a new, empty ``NUMBA_CACHE_DIR``, not seeded from the kernels compiled at
+  install (``QDIFF_PACKAGE_CACHE=0``): what a machine pays when nothing was compiled for it (another
+  CPU than the one that installed qdiff, or an install with ``QDIFF_PRECOMPILE=0``);
 - ``qdiff, after warmup``: the same cache after ``qdiff warmup`` (run once, timed separately);
 - ``lightning.qubit``: its first calls (precompiled C++, nothing to compile).
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    quiet = {"QDIFF_QUIET": "1"}
+    quiet = {"QDIFF_QUIET": "1", "QDIFF_PACKAGE_CACHE": "0"}  # new cache folders stay empty
     results: dict[str, object] = {"machine": machine_info(), "qubits": args.qubits, "points": []}
     with tempfile.TemporaryDirectory() as tmp:
         imports = []

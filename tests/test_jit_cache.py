@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +23,17 @@ print("ok", *np.round(g, 8))
 """
 
 
+EMPTY = {"QDIFF_PACKAGE_CACHE": "0"}
+"""Keeps a new NUMBA_CACHE_DIR empty (no copying of the kernels compiled at install)."""
+
+
 def _run(code: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env})
+                          env={**os.environ, **EMPTY, **env})
 
 
 def test_four_processes_share_one_empty_cache(tmp_path: Path) -> None:
-    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "QDIFF_QUIET": "1"}
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "QDIFF_QUIET": "1", **EMPTY}
     procs = [subprocess.Popen([sys.executable, "-c", GRADIENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env={**os.environ, **env}) for _ in range(4)]
     outs = [p.communicate(timeout=900) for p in procs]
@@ -73,3 +78,27 @@ def test_cache_location_names_a_writable_folder() -> None:
     if where is None:
         pytest.skip("no writable numba cache location on this machine")
     assert os.access(where, os.W_OK)
+
+
+def test_install_time_kernels_are_copied_into_another_cache_folder(tmp_path: Path) -> None:
+    # a cache filled by one process stands in for the package's install-time __pycache__: seeding an
+    # empty folder from it lets the next process load every kernel (no compile notice), and an index
+    # of another numba version is left behind
+    from qdiff.backends.numba import jit
+
+    built = _run(GRADIENT, {"NUMBA_CACHE_DIR": str(tmp_path / "built"), "QDIFF_QUIET": "1"})
+    assert built.returncode == 0, built.stderr[-2000:]
+    source = next(p.parent for p in (tmp_path / "built").rglob("*.nbi"))
+    stale = source / "kernels._not_a_kernel-1.py311.nbi"
+    stale.write_bytes(pickle.dumps("0.0.0") + pickle.dumps((b"", {})))
+    target = tmp_path / "seeded"
+    copied = jit.seed_cache(source, str(target))
+    assert copied == len(list(source.glob("*.nbi"))) - 1 > 0
+    assert not (target / stale.name).exists()
+    assert jit.seed_cache(source, str(target)) == 0  # nothing twice
+    # numba looks for the entries in <NUMBA_CACHE_DIR>/<folder named after the sources' folder>
+    where = tmp_path / "user"
+    jit.seed_cache(source, str(where / source.name))
+    after = _run(GRADIENT, {"NUMBA_CACHE_DIR": str(where)})
+    assert after.returncode == 0 and after.stdout.startswith("ok"), after.stderr[-2000:]
+    assert "compiling CPU kernels" not in after.stderr

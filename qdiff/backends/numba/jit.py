@@ -11,6 +11,13 @@ ranks, parallel test workers) never read a half-written entry.
 compiled without caching (every process compiles again) and one :class:`~qdiff.errors.QDiffWarning`
 says so, instead of numba's exception at import.
 
+Installing qdiff compiles the kernels into ``__pycache__`` beside their sources (``setup.py``). When
+numba caches somewhere else (``NUMBA_CACHE_DIR`` is set, or the package folder is read-only, as in a
+system-wide or cluster install), :func:`seed_cache` copies the entries compiled at install that are
+still valid (same source contents and numba version) into that folder the first time, so those
+processes load them too. ``QDIFF_PACKAGE_CACHE=0`` turns the copying off (to measure a truly empty
+cache).
+
 The first real compilation in a process (not a cache load) prints one line to stderr, so that a
 long first call is not a mystery; ``QDIFF_QUIET=1`` silences it. ``qdiff warmup`` fills the cache
 ahead of time (for a machine image or a cluster's shared software folder).
@@ -18,8 +25,12 @@ ahead of time (for a machine image or a cluster's shared software folder).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import shutil
 import sys
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -69,6 +80,68 @@ def _decide() -> tuple[bool, str | None]:
 
 CACHE, CACHE_DIR = _decide()
 
+PACKAGE_CACHE = KERNEL_DIR / "__pycache__"
+"""Where installing qdiff puts the kernels it compiled (numba's in-tree cache folder of the sources)."""
+
+
+def _valid_entries(index: Path) -> list[str]:
+    """The data files an index in the package cache names, if it is fresh (same numba version, stamp =
+    the source's content hash as numba computes it); else none."""
+    import numba
+
+    module = index.name.split(".", 1)[0]
+    source = KERNEL_DIR / f"{module}.py"
+    try:
+        with open(index, "rb") as f:
+            version = pickle.load(f)
+            if version != numba.__version__:
+                return []
+            stamp, overloads = pickle.loads(f.read())
+        if stamp != hashlib.sha256(source.read_bytes()).digest():
+            return []
+    except Exception:  # unreadable, another format, or a source that is gone: nothing to copy
+        return []
+    return [str(name) for name in overloads.values()]
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f"{dst.name}.tmp.{uuid.uuid4().hex[:16]}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def seed_cache(source: Path = PACKAGE_CACHE, target: str | None = CACHE_DIR) -> int:
+    """Copy the fresh kernel entries of ``source`` (the package's install-time cache) that ``target`` (the
+    folder numba caches in) lacks; return how many functions were copied. Data files first, each index
+    last and atomically, so a process reading ``target`` meanwhile sees a function whole or not at all;
+    never raises (a failed copy only means that kernel compiles on first use)."""
+    if target is None or not source.is_dir() or Path(target).resolve() == source.resolve():
+        return 0
+    copied = 0
+    try:
+        dst = Path(target)
+        dst.mkdir(parents=True, exist_ok=True)
+        for index in sorted(source.glob("*.nbi")):
+            if (dst / index.name).exists():
+                continue
+            names = _valid_entries(index)
+            if not names:
+                continue
+            for name in names:
+                _copy_atomic(source / name, dst / name)
+            _copy_atomic(index, dst / index.name)
+            copied += 1
+    except OSError:
+        pass
+    return copied
+
+
+if CACHE and os.environ.get("QDIFF_PACKAGE_CACHE", "1").strip().lower() not in ("0", "false", "no"):
+    seed_cache()
+
 
 class _FirstCompileNotice(event.Listener):
     """Prints one line when numba first compiles (not loads) a qdiff kernel in this process."""
@@ -93,4 +166,4 @@ if os.environ.get("QDIFF_QUIET", "").strip().lower() not in ("1", "true", "yes")
     event.register("numba:compile", _FirstCompileNotice())
 
 
-__all__ = ["CACHE", "CACHE_DIR", "cache_location", "KERNEL_DIR"]
+__all__ = ["CACHE", "CACHE_DIR", "cache_location", "KERNEL_DIR", "PACKAGE_CACHE", "seed_cache"]
