@@ -84,20 +84,21 @@ PACKAGE_CACHE = KERNEL_DIR / "__pycache__"
 """Where installing qdiff puts the kernels it compiled (numba's in-tree cache folder of the sources)."""
 
 
-def _valid_entries(index: Path) -> list[str]:
+def _valid_entries(index: Path, stamps: dict[str, bytes]) -> list[str]:
     """The data files an index in the package cache names, if it is fresh (same numba version, stamp =
-    the source's content hash as numba computes it); else none."""
+    the source's content hash as numba computes it); else none. ``stamps`` memoizes the hash per source."""
     import numba
 
     module = index.name.split(".", 1)[0]
-    source = KERNEL_DIR / f"{module}.py"
     try:
+        if module not in stamps:
+            stamps[module] = hashlib.sha256((KERNEL_DIR / f"{module}.py").read_bytes()).digest()
         with open(index, "rb") as f:
             version = pickle.load(f)
             if version != numba.__version__:
                 return []
             stamp, overloads = pickle.loads(f.read())
-        if stamp != hashlib.sha256(source.read_bytes()).digest():
+        if stamp != stamps[module]:
             return []
     except Exception:  # unreadable, another format, or a source that is gone: nothing to copy
         return []
@@ -121,13 +122,14 @@ def seed_cache(source: Path = PACKAGE_CACHE, target: str | None = CACHE_DIR) -> 
     if target is None or not source.is_dir() or Path(target).resolve() == source.resolve():
         return 0
     copied = 0
+    stamps: dict[str, bytes] = {}
     try:
         dst = Path(target)
         dst.mkdir(parents=True, exist_ok=True)
         for index in sorted(source.glob("*.nbi")):
             if (dst / index.name).exists():
                 continue
-            names = _valid_entries(index)
+            names = _valid_entries(index, stamps)
             if not names:
                 continue
             for name in names:
