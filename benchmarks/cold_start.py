@@ -8,7 +8,8 @@ situations per qubit count, side by side:
 - ``qdiff, empty cache``: a new, empty ``NUMBA_CACHE_DIR``, not seeded from the kernels compiled at
   install (``QDIFF_PACKAGE_CACHE=0``): what a machine pays when nothing was compiled for it (another
   CPU than the one that installed qdiff, or an install with ``QDIFF_PRECOMPILE=0``);
-- ``qdiff, after warmup``: the same cache after ``qdiff warmup`` (run once, timed separately);
+- ``qdiff, after warmup``: the same cache after ``qdiff warmup`` (run once, timed separately): what a
+  fresh ``pip install`` gives, since the install runs the same warmup for the installing machine;
 - ``lightning.qubit``: its first calls (precompiled C++, nothing to compile).
 
 Usage::
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                          fmt_time(r["first_gradient"]), fmt_time(r["warm_forward"]), fmt_time(r["warm_gradient"])])
     text = (f"# Cold start\n\n{machine_summary(results['machine'])}\n\n"
             f"`import qdiff`: {fmt_time(results['import_qdiff_s'])} (median of 5 processes); "
-            f"`qdiff warmup`: {fmt_time(results['warmup_s'])} once per machine.\n"
+            f"`qdiff warmup`: {fmt_time(results['warmup_s'])} once per machine (`pip install` runs it, so a fresh "
+            "install starts in the `after warmup` row).\n"
             "`import device` is `import qdiff.devices` after `import pennylane` (lightning: its plugin, loaded "
             "by `qml.device`, so 0 here).\n\n" + table(headers, rows) + "\n")
     write_json(args.out / "cold_start.json", results)
