@@ -49,6 +49,33 @@ def test_pauli_sum_matches_dense_matrix(mode: str, dtype: type, seed: int, n: in
                                    atol=tol * max(1, terms))
 
 
+def _word_by_axes(psi: np.ndarray, word: dict[int, str], n: int) -> np.ndarray:
+    """``P psi`` for a ``(B, 2**n)`` state, one 2x2 Pauli per wire applied on its own tensor axis."""
+    out = psi.reshape((psi.shape[0],) + (2,) * n)
+    for w, p in word.items():
+        out = np.moveaxis(np.tensordot(PAULIS[p], out, axes=([1], [1 + w])), 0, 1 + w)
+    return out.reshape(psi.shape)
+
+
+@pytest.mark.parametrize("mode", KERNEL_MODES)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(12, 14), locality=st.integers(1, 5))
+@settings(max_examples=8, deadline=None)
+def test_pauli_sum_over_several_segments_matches_per_wire_paulis(mode: str, seed: int, n: int, locality: int) -> None:
+    """States of several cache segments (the grouped kernel walks 2**11 amplitudes at a time): flips above,
+    inside and across a segment, sign bits below a term's lowest flip, many terms per flip mask."""
+    rng = np.random.default_rng(seed)
+    words = [PauliWord({int(w): str(rng.choice(list("XYZ"))) for w in rng.choice(n, locality, replace=False)})
+             for _ in range(40)]
+    words += [PauliWord({**t.word, int(w): "Z"}) for t in words[:10] for w in range(n) if w not in t.word][:20]
+    h = LinearCombination(tuple(rng.normal(size=len(words))), tuple(words))
+    psi = random_state(n, rng, 2).reshape(2, -1)
+    want = sum(c * _word_by_axes(psi, t.word, n) for c, t in zip(h.coeffs, h.terms, strict=True))
+    with kernel_mode(mode):
+        be = get_backend("numpy", n)
+        np.testing.assert_allclose(apply_observable(be, psi, h), want, atol=1e-10)
+        np.testing.assert_allclose(expectation(be, psi, h), np.einsum("bi,bi->b", psi.conj(), want).real, atol=1e-10)
+
+
 def test_groups_share_flip_masks() -> None:
     terms = [(1.0, PauliWord({0: "X", 1: "Z"})), (2.0, PauliWord({0: "Y", 1: "I"})), (0.5, PauliWord({1: "X"})),
              (0.25, PauliWord({0: "X"}))]

@@ -24,6 +24,8 @@ import types
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.core import types as nbtypes
+from numba.extending import intrinsic
 
 from ...ir.bits import local_offsets
 from ...ir.pauli import pauli_masks
@@ -104,16 +106,21 @@ def _insert(o, fixed):
     return o
 
 
+@intrinsic
+def _popcount(typingctx, v):  # pragma: no cover - compiled
+    """Number of set bits of a uint64: LLVM's ``ctpop``, one instruction where the CPU has ``popcnt``."""
+    sig = nbtypes.uint64(nbtypes.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
 @njit(inline="always")
 def _parity(v):
     """Parity of the set bits of a uint64."""
-    v ^= v >> np.uint64(32)
-    v ^= v >> np.uint64(16)
-    v ^= v >> np.uint64(8)
-    v ^= v >> np.uint64(4)
-    v ^= v >> _U2
-    v ^= v >> _U1
-    return v & _U1
+    return _popcount(v) & _U1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -955,14 +962,16 @@ def _k_diag_expval(v, diag, seg_bits, partial):
 
 
 @njit(inline="always")
-def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
+def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf, signs):
     """``dst[dst_off + k] += sum_t c_t (-1)^popcount(j & z_t) v[row + j]``, ``j = (start + k) ^ x_g``, for the
     ``seg`` amplitudes from ``start`` (a multiple of ``seg``) of one row.
 
     Parity is linear over XOR, so the sign splits into a part fixed per segment (the bits of ``j`` above
     the segment), one fixed per run and one varying inside a run: a run is the ``2**b`` consecutive
     ``k`` (``b``: lowest flipped bit inside the segment) whose sources ``j`` are consecutive too, so
-    every inner loop reads and writes contiguous amplitudes.
+    every inner loop reads and writes contiguous amplitudes. The signs inside a run (the term's sign
+    bits below ``b``) are the same for every run: they are written once per term into ``signs`` (at
+    least ``seg`` floats of scratch) by doubling, so the inner loop multiplies by a stored sign.
     """
     low = seg - _U1
     for g in range(xm.shape[0]):
@@ -978,6 +987,14 @@ def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
                 c = -c
             z_lo = z & low
             z_in = z_lo & (run - _U1)
+            if z_in != _U0:  # signs[q] = (-1)^popcount(q & z_in), q < run
+                signs[0] = 1.0
+                width = _U1
+                while width < run:
+                    f = -1.0 if z_in & width else 1.0
+                    for q in range(width):
+                        signs[width + q] = f * signs[q]
+                    width <<= _U1
             for r0 in range(np.uint64(0), seg, run):
                 j0 = r0 ^ x_lo
                 cr = -c if _parity(j0 & z_lo & ~(run - _U1)) else c
@@ -988,8 +1005,7 @@ def _add_group_terms(v, row, start, seg, dst, dst_off, xm, starts, zm, cf):
                         dst[d0 + q] += cr * v[s0 + q]
                 else:
                     for q in range(run):
-                        qq = np.uint64(q)
-                        dst[d0 + qq] += (1.0 - 2.0 * np.float64(_parity(qq & z_in))) * cr * v[s0 + qq]
+                        dst[d0 + q] += (signs[q] * cr) * v[s0 + q]
 
 
 @_twins
@@ -1006,7 +1022,7 @@ def _k_pauli_groups_apply(v, out, n_bits, seg_bits, diag, has_diag, xm, starts, 
         start = (s % nseg_row) << seg_bits
         for loc in range(start, start + seg):
             out[row + loc] = diag[loc] * v[row + loc] if has_diag else 0.0
-        _add_group_terms(v, row, start, seg, out, row + start, xm, starts, zm, cf)
+        _add_group_terms(v, row, start, seg, out, row + start, xm, starts, zm, cf, np.empty(seg))
 
 
 @_twins
@@ -1024,7 +1040,7 @@ def _k_pauli_groups_expval(v, n_bits, seg_bits, diag, has_diag, xm, starts, zm, 
         row = b << n_bits
         start = (q % nseg) << seg_bits
         buf = np.zeros(seg, dtype=np.complex128)
-        _add_group_terms(v, row, start, seg, buf, _U0, xm, starts, zm, cf)
+        _add_group_terms(v, row, start, seg, buf, _U0, xm, starts, zm, cf, np.empty(seg))
         total = 0.0
         for k in range(seg):
             a = v[row + start + k]
