@@ -75,9 +75,26 @@ _JIT = {"cache": CACHE, "fastmath": True, "boundscheck": False, "error_model": "
 
 
 @njit(inline="always", **_JIT)
-def _k_pair(xr, xi, yr, yi, u):  # pragma: no cover - compiled
-    """``(x, y) <- u (x, y)`` elementwise over equal-length runs; ``u`` is a 2x2 matrix as 8 floats."""
+def _is_real(u):  # pragma: no cover - compiled
+    """Whether a 2x2 matrix given as 8 floats ((re, im) pairs) has no imaginary part (RY, CZ, ...)."""
+    return u[1] == 0.0 and u[3] == 0.0 and u[5] == 0.0 and u[7] == 0.0
+
+
+@njit(inline="always", **_JIT)
+def _k_pair(xr, xi, yr, yi, u, real):  # pragma: no cover - compiled
+    """``(x, y) <- u (x, y)`` elementwise over equal-length runs; ``u`` is a 2x2 matrix as 8 floats.
+
+    ``real`` (``_is_real(u)``, decided once per op by the caller) takes the loop with half the
+    multiplications: real rotations (RY) and the CZ-absorbing halves of ansatzes built from them."""
     ar, ai, br, bi, cr, ci, dr, di = u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]
+    if real:
+        for k in range(xr.shape[0]):
+            a, b, c, d = xr[k], xi[k], yr[k], yi[k]
+            xr[k] = ar * a + br * c
+            xi[k] = ar * b + br * d
+            yr[k] = cr * a + dr * c
+            yi[k] = cr * b + dr * d
+        return
     for k in range(xr.shape[0]):
         a, b, c, d = xr[k], xi[k], yr[k], yi[k]
         xr[k] = ar * a - ai * b + br * c - bi * d
@@ -90,17 +107,19 @@ def _k_pair(xr, xi, yr, yi, u):  # pragma: no cover - compiled
 def _k_u1(re, im, q, u):  # pragma: no cover - compiled
     """2x2 matrix on local bit ``q``."""
     s = 1 << q
+    real = _is_real(u)
     for b0 in range(0, re.shape[0], 2 * s):
-        _k_pair(re[b0:b0 + s], im[b0:b0 + s], re[b0 + s:b0 + 2 * s], im[b0 + s:b0 + 2 * s], u)
+        _k_pair(re[b0:b0 + s], im[b0:b0 + s], re[b0 + s:b0 + 2 * s], im[b0 + s:b0 + 2 * s], u, real)
 
 
 @njit(inline="always", **_JIT)
 def _k_cu1(re, im, c, q, u, half):  # pragma: no cover - compiled
     """2x2 matrix on local bit ``q`` where local bit ``c`` is ``half``."""
     sl, sh, sq, off = 1 << min(c, q), 1 << max(c, q), 1 << q, half << c
+    real = _is_real(u)
     for b0 in range(0, re.shape[0], 2 * sh):
         for b1 in range(b0 + off, b0 + off + sh, 2 * sl):
-            _k_pair(re[b1:b1 + sl], im[b1:b1 + sl], re[b1 + sq:b1 + sq + sl], im[b1 + sq:b1 + sq + sl], u)
+            _k_pair(re[b1:b1 + sl], im[b1:b1 + sl], re[b1 + sq:b1 + sq + sl], im[b1 + sq:b1 + sq + sl], u, real)
 
 
 @njit(inline="always", **_JIT)
@@ -179,10 +198,11 @@ def _k_sub(re, im, tmask, qlo, offa, offb, u):  # pragma: no cover - compiled
     run = 1 << qlo
     pr, pi = u[8], u[9]
     phased = pr != 1.0 or pi != 0.0
+    real = _is_real(u)
     for r in range(re.shape[0] >> (_popcount(tmask) + qlo)):
         o = _sub_base(r, tmask, qlo)
         _k_pair(re[o + offa:o + offa + run], im[o + offa:o + offa + run], re[o + offb:o + offb + run],
-                im[o + offb:o + offb + run], u)
+                im[o + offb:o + offb + run], u, real)
         if phased:
             sm = tmask
             while True:  # every submask of tmask is the offset of one local state
