@@ -222,6 +222,13 @@ def _compatible(a: dict, b: dict) -> bool:
     return all(a[w] == b[w] for w in set(a) & set(b))
 
 
+def index_bits(idx: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` bits of non-negative basis indices (``n <= 64``) as int64, wire 0 (most significant) first:
+    shape ``idx.shape + (n,)``. Unpacks big-endian bytes (one pass) instead of shifting per wire."""
+    octets = np.ascontiguousarray(idx, dtype=">u8").view(np.uint8).reshape(idx.shape + (8,))
+    return np.unpackbits(octets, axis=-1)[..., 64 - n:].astype(np.int64)
+
+
 class ShotSampler:
     """Draws shared samples for groups of measurements diagonal in the same basis.
 
@@ -234,6 +241,16 @@ class ShotSampler:
         self.backend, self.state, self.shots, self.rng = backend, state, shots, rng
         self.n = int(state.shape[-1]).bit_length() - 1
         self._groups: list[list[Any]] = []  # [signature, member observables, samples (B, shots, n) or None]
+        self._handed_out: list[np.ndarray] = []
+
+    def hand_out(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` itself the first time it is returned to a caller, a copy every later time, so that no
+        two returned results share memory (nor a result and the samples kept here for other measurements,
+        which only read them while this execution lasts)."""
+        if any(a is samples for a in self._handed_out):
+            return samples.copy()
+        self._handed_out.append(samples)
+        return samples
 
     def _signature(self, obs: Observable | None) -> dict[int, Any]:
         return _basis_signature(obs) if obs is not None else {w: "Z" for w in range(self.n)}
@@ -278,8 +295,7 @@ class ShotSampler:
                     rotated = self.state.copy()
                 self.backend.apply_matrix(rotated, r, w)
                 done.update(w)
-        idx = self.backend.sample_basis(rotated, self.shots, self.rng)
-        bits = ((idx[..., None] >> np.arange(self.n - 1, -1, -1)) & 1).astype(np.int64, copy=False)
+        bits = index_bits(self.backend.sample_basis(rotated, self.shots, self.rng), self.n)
         group[0].update({w: "Z" for w in range(self.n) if w not in group[0]})  # no later widening
         group[2] = bits
         return bits
@@ -344,7 +360,8 @@ def with_shots(sampler: ShotSampler, m: Measurement) -> Any:
         if m.obs is not None:
             return sampler.eigen_samples(m.obs)
         wires = m.wires if m.wires is not None else tuple(range(n))
-        return sampler.bits(None)[..., list(wires)]
+        bits = sampler.bits(None)
+        return sampler.hand_out(bits) if tuple(wires) == tuple(range(n)) else bits[..., list(wires)]
     if isinstance(m, Counts):
         if m.obs is not None:
             vals = sampler.eigen_samples(m.obs)

@@ -390,3 +390,24 @@ def test_ghz_samples_agree_across_measurements():
     for w in range(1, 4):
         np.testing.assert_array_equal(s[0], s[w])
     np.testing.assert_array_equal(s[4][:, 0], s[0][:, 0])
+
+
+@pytest.mark.parametrize("n", [1, 3, 20, 33, 63])
+def test_index_bits_match_shifts(n):
+    rng = np.random.default_rng(n)
+    idx = rng.integers(0, 2**n, size=(2, 50), dtype=np.int64)
+    idx[0, 0], idx[1, 0] = 0, 2**n - 1
+    want = (idx[..., None] >> np.arange(n - 1, -1, -1)) & 1
+    got = qdiff.measure.index_bits(idx, n)
+    assert got.dtype == np.int64 and got.shape == (2, 50, n)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_samples_of_all_wires_returned_twice_do_not_share_memory():
+    c = Circuit(3).h(0).cnot(0, 1).rx(0.4, 2)
+    a, b, part = qdiff.execute(c, [Sample(), Sample(), Sample((2, 0))], shots=500, seed=4)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(part, a[:, [2, 0]])
+    assert not np.shares_memory(a, b) and not np.shares_memory(part, a)
+    a[:] = 7
+    assert not np.any(b == 7)
