@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import memory
+from .. import buffers, memory
 
 _PAULI_FLIP = {"X": True, "Y": True, "Z": False, "I": False}
 
@@ -104,7 +104,7 @@ class NumpyBackend:
     def zero_state(self, num_wires: int, batch: int = 1, dtype: Any = np.complex128) -> np.ndarray:
         """``|0...0>`` for each of ``batch`` entries, shape ``(batch, 2**n)``."""
         self.check_memory(num_wires, batch, dtype)
-        state = np.zeros((batch, 2**num_wires), dtype=dtype)
+        state = buffers.zeros((batch, 2**num_wires), dtype)
         state[:, 0] = 1.0
         return state
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import buffers
 from ..errors import BackendError
 from ..observables import apply_observable
 from . import reference
@@ -79,12 +80,15 @@ _ENTRY = {Purpose.FORWARD: "forward", Purpose.SWEEP: "sweep", Purpose.EXPVAL_GRA
 
 def _reference_expval_grad(backend: Any, program: Any, theta: np.ndarray, state: Any, observable: Any
                            ) -> tuple[Any, Any]:
-    """The selected forward, the bra ``O|psi>``, its inner product with the state, the selected sweep."""
+    """The selected forward, the bra ``O|psi>``, its inner product with the state, the selected sweep.
+
+    Both statevectors are spent afterwards: host arrays go back to :mod:`qdiff.buffers` for the next call."""
     run_forward(backend, program, theta, state)
     bra = apply_observable(backend, state, observable)
     values = backend.xp.real(backend.inner(state, bra))
     grad = backend.xp.zeros((state.shape[0], program.circuit.num_params), dtype=float)
     run_sweep(backend, program, theta, bra, state, grad)
+    buffers.give_back(bra, state)
     return values, grad
 
 

@@ -27,6 +27,7 @@ from numba import njit, prange
 from numba.core import types as nbtypes
 from numba.extending import intrinsic
 
+from ... import buffers
 from ...ir.bits import local_offsets
 from ...ir.pauli import pauli_masks
 from .jit import CACHE
@@ -1078,7 +1079,7 @@ def apply_pauli_groups(state: np.ndarray, groups: object, diag: object = None):
     """``(D + sum_t c_t P_t)|state>`` as a new array, in one pass (see :class:`qdiff.observables.PauliGroups`)."""
     if not _is_state(state) or (args := _groups_args(state, groups, diag)) is None:
         return None
-    out = np.empty_like(state)
+    out = buffers.empty_like(state)
     n_bits, d, has, xm, starts, zm, cf = args
     sb = np.uint64(min(int(n_bits), GROUP_SEGMENT_BITS))
     kernel = _k_pauli_groups_apply[_par_groups(state, groups)]
