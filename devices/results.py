@@ -17,6 +17,7 @@ import numpy as np
 from pennylane.wires import Wires
 
 import qdiff.measure as qm
+from qdiff import buffers
 from qdiff.errors import UnsupportedOperationError
 from qdiff.observables import LinearCombination
 from qdiff.simulate import apply_operation
@@ -139,6 +140,7 @@ def tape_results(backend: Any, state: Any, batched: bool, plans: Sequence[MeasPl
     if not shots:
         return pack(analytic_results(backend, state, batched, plans, wo, wire_map))
     entries = [pack(shot_results(backend, state, batched, plans, s, rng, wo, wire_map)) for s in shots]
+    buffers.give_back(state)  # every shot result is computed from samples, none refers to the state
     return tuple(entries) if shots.has_partitioned_shots else entries[0]
 
 

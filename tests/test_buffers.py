@@ -84,3 +84,34 @@ def test_gradients_do_not_depend_on_what_the_pool_held():
         np.testing.assert_array_equal(got_g[0], want_g[0])
     buffers.give_back(np.full((1, 2**n), np.nan, dtype=np.complex128))
     np.testing.assert_array_equal(qd.state(c, theta), want_state)
+
+
+def test_device_samples_do_not_depend_on_what_the_pool_held():
+    """The device gives a shot execution's state back (its results are all drawn from samples)."""
+    import pennylane as qml
+
+    import qdiff.devices  # noqa: F401
+
+    n = 16
+    w = np.random.default_rng(1).uniform(0, np.pi, n)
+
+    def draw():
+        @qml.set_shots(200)
+        @qml.qnode(qml.device("qdiff.qubit", wires=n, seed=5))
+        def circuit(w):
+            for q in range(n):
+                qml.RY(w[q], wires=q)
+            for q in range(n - 1):
+                qml.CZ(wires=[q, q + 1])
+            return qml.sample(wires=range(n)), qml.expval(qml.Z(0))
+
+        return circuit(w)
+
+    want = draw()
+    assert buffers.held_bytes() > 0
+    buffers.clear()
+    buffers.give_back(np.full((1, 2**n), np.nan, dtype=np.complex128))
+    for _ in range(2):
+        got = draw()
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1] == want[1]
