@@ -41,27 +41,28 @@ _FREE: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
 _HELD = [0]
 
 
+def _take(shape: tuple[int, ...], dt: np.dtype) -> np.ndarray | None:
+    """A kept array of ``shape`` and ``dt``, removed from the pool, or None."""
+    with _LOCK:
+        free = _FREE.get((tuple(int(s) for s in shape), dt.str))
+        if not free:
+            return None
+        out = free.pop()
+        _HELD[0] -= out.nbytes
+        return out
+
+
 def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """An uninitialised array of ``shape`` and ``dtype``: one handed back earlier, else a new one."""
     dt = np.dtype(dtype)
-    key = (tuple(int(s) for s in shape), dt.str)
-    with _LOCK:
-        free = _FREE.get(key)
-        if free:
-            out = free.pop()
-            _HELD[0] -= out.nbytes
-            return out
-    return np.empty(shape, dtype=dt)
+    out = _take(shape, dt)
+    return np.empty(shape, dtype=dt) if out is None else out
 
 
 def zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A zero array of ``shape`` and ``dtype``: a handed-back one cleared, else ``np.zeros``."""
     dt = np.dtype(dtype)
-    with _LOCK:
-        free = _FREE.get((tuple(int(s) for s in shape), dt.str))
-        out = free.pop() if free else None
-        if out is not None:
-            _HELD[0] -= out.nbytes
+    out = _take(shape, dt)
     if out is None:
         return np.zeros(shape, dtype=dt)
     out.fill(0)

@@ -89,7 +89,6 @@ def test_gradients_do_not_depend_on_what_the_pool_held():
 def test_device_samples_do_not_depend_on_what_the_pool_held():
     """The device gives a shot execution's state back (its results are all drawn from samples)."""
     import pennylane as qml
-
     import qdiff.devices  # noqa: F401
 
     n = 16
