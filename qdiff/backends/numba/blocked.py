@@ -48,6 +48,7 @@ from ...program import contract_derivatives
 from ...schedule import GateWires, plan_passes
 from ...spectral import block4
 from . import whole_circuit
+from .intrinsics import popcount
 from .jit import CACHE
 
 MIN_QUBITS = 13
@@ -169,16 +170,6 @@ def _k_u2(re, im, qa, qb, u):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _popcount(t):  # pragma: no cover - compiled
-    """Number of set bits of ``t``."""
-    k = 0
-    while t:
-        t &= t - 1
-        k += 1
-    return k
-
-
-@njit(inline="always", **_JIT)
 def _sub_base(r, tmask, qlo):  # pragma: no cover - compiled
     """The ``r``-th block index with every bit of ``tmask`` clear, counting runs of ``2**qlo`` (``qlo``:
     the lowest bit of ``tmask``): a zero bit inserted at each set bit of ``tmask``, lowest first."""
@@ -199,7 +190,7 @@ def _k_sub(re, im, tmask, qlo, offa, offb, u):  # pragma: no cover - compiled
     pr, pi = u[8], u[9]
     phased = pr != 1.0 or pi != 0.0
     real = _is_real(u)
-    for r in range(re.shape[0] >> (_popcount(tmask) + qlo)):
+    for r in range(re.shape[0] >> (popcount(tmask) + qlo)):
         o = _sub_base(r, tmask, qlo)
         _k_pair(re[o + offa:o + offa + run], im[o + offa:o + offa + run], re[o + offb:o + offb + run],
                 im[o + offb:o + offb + run], u, real)
@@ -268,7 +259,7 @@ def _reduce_op(bre, bim, kre, kim, ops, g, acc):  # pragma: no cover - compiled
         run = 1 << qlo
         tot = _ZERO8
         rr = ri = 0.0
-        for r in range(M >> (_popcount(tmask) + qlo)):
+        for r in range(M >> (popcount(tmask) + qlo)):
             o = _sub_base(r, tmask, qlo)
             xa, xb = o + offa, o + offb
             tot = _add8(tot, _pair_outer(bre[xa:xa + run], bim[xa:xa + run], bre[xb:xb + run], bim[xb:xb + run],

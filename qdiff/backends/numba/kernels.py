@@ -24,12 +24,11 @@ import types
 import numba
 import numpy as np
 from numba import njit, prange
-from numba.core import types as nbtypes
-from numba.extending import intrinsic
 
 from ... import buffers
 from ...ir.bits import local_offsets
 from ...ir.pauli import pauli_masks
+from .intrinsics import popcount
 from .jit import CACHE
 
 MAX_DENSE_QUBITS = 5
@@ -107,21 +106,10 @@ def _insert(o, fixed):
     return o
 
 
-@intrinsic
-def _popcount(typingctx, v):  # pragma: no cover - compiled
-    """Number of set bits of a uint64: LLVM's ``ctpop``, one instruction where the CPU has ``popcnt``."""
-    sig = nbtypes.uint64(nbtypes.uint64)
-
-    def codegen(context, builder, signature, args):
-        return builder.ctpop(args[0])
-
-    return sig, codegen
-
-
 @njit(inline="always")
 def _parity(v):
     """Parity of the set bits of a uint64."""
-    return _popcount(v) & _U1
+    return popcount(v) & _U1
 
 
 # ------------------------------------------------------------------------------------------------
