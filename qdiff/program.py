@@ -201,10 +201,21 @@ class Program:
         self._dplan: Any = None
         self._support: dict[int, np.ndarray] | None = None
         self.data_batch = data_batch_size(circuit)
+        self.product_prefix = product_prefix_length(circuit)
+        self._tail: Program | None = None
         fixed = [i for i in self.singles if not self.operations[i].params]
         self._constant_kernels = {
             inv: {i: compile_operation(self.operations[i], None, inv) for i in fixed} for inv in (False, True)
         }
+
+    @property
+    def tail(self) -> Program:
+        """The program of the operations after the :attr:`product_prefix` (same parameters, no state preparation)."""
+        if self._tail is None:
+            rest = Circuit(self.circuit.num_wires, self.circuit.num_params)
+            rest.operations = self.operations[self.product_prefix:]
+            self._tail = program_of(rest)
+        return self._tail
 
     # -- forward data -----------------------------------------------------------------------------
     def _memo(self, what: str, theta: Any, extra: Any = None) -> tuple[tuple, Any]:
@@ -394,6 +405,21 @@ def structure_key(circuit: Circuit) -> tuple | None:
                 return None
         ops.append((op.gate.name, op.wires, tuple(params), op.controls, op.control_values, op.inverse, op.hyper))
     return (circuit.num_wires, circuit.num_params, None if prep is None else (prep.wires, prep.bits), tuple(ops))
+
+
+def product_prefix_length(circuit: Circuit) -> int:
+    """How many leading operations of ``circuit`` are uncontrolled one-wire gates acting on its start
+    state |0...0> or a basis state: together they make a product state, which can be written directly
+    instead of applied gate by gate. 0 for an amplitude state preparation or a Pauli rotation first."""
+    prep = circuit.state_prep
+    if prep is not None and prep.bits is None:
+        return 0
+    k = 0
+    for op in circuit.operations:
+        if len(op.wires) != 1 or op.controls or exec_kind(op.gate) == Kind.PAULI_ROTATION:
+            break
+        k += 1
+    return k
 
 
 def program_of(circuit: Circuit) -> Program:

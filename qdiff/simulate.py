@@ -14,6 +14,7 @@ from .backends import get_backend
 from .circuit import Circuit, Operation, check_theta
 from .engine import run_forward
 from .errors import ParameterError, StateError
+from .product import prefix_state
 from .program import apply_kernel, compile_operation, factor_operations, program_of
 
 
@@ -86,8 +87,13 @@ def checked_final_state(circuit: Circuit, theta: np.ndarray, theta_batch: int | 
                         dtype: np.dtype) -> tuple[Any, bool]:
     """:func:`final_state` for parameters already checked (``check_theta``) and a resolved backend and dtype."""
     batch = batch_size(circuit, theta_batch)
-    state = initial_state(backend, circuit, batch or 1, dtype)
-    run_forward(backend, program_of(circuit), theta, state)
+    program = program_of(circuit)
+    if program.product_prefix:  # the leading one-qubit gates written as a product state, then the rest
+        state = prefix_state(backend, program, theta, batch or 1, dtype)
+        program = program.tail
+    else:
+        state = initial_state(backend, circuit, batch or 1, dtype)
+    run_forward(backend, program, theta, state)
     return state, batch is not None
 
 

@@ -68,6 +68,22 @@ def pauli_groups_apply(xp: Any, state: Any, groups: Any, diag: Any = None) -> An
     return out
 
 
+def product_halves(xp: Any, columns: Any) -> tuple[Any, Any]:
+    """The product state of per-wire columns ``(B, n, 2)`` as two factors: ``hi (B, 2**a)``, the Kronecker
+    product of wires ``0..a-1`` (the most significant bits), and ``lo (B, 2**(n-a))`` of the rest,
+    ``a = n - n // 2``; the state is their outer product, row by row."""
+    batch, n = columns.shape[0], columns.shape[1]
+
+    def kron(cols: Any) -> Any:
+        v = xp.ones((batch, 1), dtype=columns.dtype)
+        for w in range(cols.shape[1]):
+            v = (v[:, :, None] * cols[:, w, None, :]).reshape(batch, -1)
+        return v
+
+    a = n - n // 2
+    return kron(columns[:, :a]), kron(columns[:, a:])
+
+
 def pauli_groups_expval(xp: Any, state: Any, groups: Any, diag: Any = None) -> Any:
     """Reference ``<state|D + sum_t c_t P_t|state>`` per batch entry (real)."""
     h = pauli_groups_apply(xp, state, groups, diag)
@@ -370,6 +386,20 @@ class NumpyBackend:
         state[:, 0] = 0
         state[:, index] = 1
         return state
+
+    def product_state(self, columns: np.ndarray, dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """The product state ``kron_w columns[:, w]`` of per-wire columns ``(B, n, 2)``, shape ``(B, 2**n)``
+        of ``dtype``, written into ``out`` when given (else a new state): one write of the state."""
+        batch, n = columns.shape[0], columns.shape[1]
+        if out is None:
+            self.check_memory(n, batch, dtype)
+            out = buffers.empty((batch, 2**n), dtype)
+        hi, lo = product_halves(np, np.asarray(columns, dtype=complex).astype(dtype))
+        kern = _kernels()
+        if kern is not None and kern.outer_rows(hi, lo, out):
+            return out
+        np.multiply(hi[:, :, None], lo[:, None, :], out=out.reshape(batch, hi.shape[1], lo.shape[1]))
+        return out
 
     def state_from_array(self, full: Any) -> Any:
         """A full ``(B, 2**n)`` host array as a state of this backend."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from ... import memory
 from ...errors import BackendError, MemoryLimitError
-from ..numpy_backend import NumpyBackend, num_qubits, pauli_groups_apply, pauli_groups_expval
+from ..numpy_backend import NumpyBackend, num_qubits, pauli_groups_apply, pauli_groups_expval, product_halves
 from . import index_model as gim
 
 try:  # CuPy is optional: importing this module without it raises a clear BackendError on use
@@ -144,6 +144,18 @@ class CupyBackend:
         state = cupy.zeros((batch, 2**num_wires), dtype=dtype)
         state[:, 0] = 1.0
         return state
+
+    def product_state(self, columns: np.ndarray, dtype: Any, out: Any = None) -> Any:
+        """The product state of per-wire columns ``(B, n, 2)`` on the GPU, ``(B, 2**n)`` of ``dtype`` (into
+        ``out`` when given): the outer product of its two halves (``product_halves`` of the numpy backend)."""
+        gim.real_name(dtype)
+        batch, n = columns.shape[0], columns.shape[1]
+        if out is None:
+            self.check_memory(n, batch, dtype)
+            out = cupy.empty((batch, 2**n), dtype=dtype)
+        hi, lo = product_halves(cupy, cupy.asarray(np.asarray(columns, dtype=complex), dtype=dtype))
+        cupy.multiply(hi[:, :, None], lo[:, None, :], out=out.reshape(batch, hi.shape[1], lo.shape[1]))
+        return out
 
     # -- launching --------------------------------------------------------------------------------
     def _check_state(self, state: Any, what: str = "state") -> tuple[int, int]:

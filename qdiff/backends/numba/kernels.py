@@ -1164,6 +1164,30 @@ def sample_basis(state: np.ndarray, shots: int, rng: np.random.Generator):
     return out
 
 
+@_twins
+def _k_outer_rows(hi, lo, out):
+    """``out[b, i * L + j] = hi[b, i] * lo[b, j]`` (``L = lo.shape[1]``): a product state from its two halves."""
+    h_len, l_len = hi.shape[1], lo.shape[1]
+    for r in prange(hi.shape[0] * h_len):
+        b = r // h_len
+        i = r - b * h_len
+        h = hi[b, i]
+        base = i * l_len
+        for j in range(l_len):
+            out[b, base + j] = h * lo[b, j]
+
+
+def outer_rows(hi: np.ndarray, lo: np.ndarray, out: np.ndarray) -> bool:
+    """Write the row-wise outer products of ``hi (B, H)`` and ``lo (B, L)`` into the state ``out (B, H*L)``;
+    False (nothing written) for arrays this kernel does not handle."""
+    if not (_is_state(out) and type(hi) is np.ndarray and type(lo) is np.ndarray and hi.dtype == lo.dtype == out.dtype
+            and hi.ndim == lo.ndim == 2 and hi.shape[0] == lo.shape[0] == out.shape[0]
+            and hi.shape[1] * lo.shape[1] == out.shape[1]):
+        return False
+    _k_outer_rows[_par(out)](np.ascontiguousarray(hi), np.ascontiguousarray(lo), out)
+    return True
+
+
 def expval_diagonal(state: np.ndarray, diag: np.ndarray):
     """``sum_i diag[i] |state[b, i]|^2`` per batch entry, in one pass without temporaries."""
     if not _is_state(state) or type(diag) is not np.ndarray or diag.dtype != np.float64 or diag.ndim != 1:

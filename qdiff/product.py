@@ -1,0 +1,46 @@
+"""A program's leading one-qubit gates as a product state, written directly instead of applied.
+
+Most variational circuits open with a layer of one-qubit gates on a fresh register (RY or Rot layers,
+Hadamards before QAOA, angle encodings of data). Applied gate by gate, each sweeps the whole state;
+their result is a product state, ``kron`` of one column per wire, written in one pass.
+:attr:`Program.product_prefix <qdiff.program.Program.product_prefix>` says how many leading operations
+qualify; :func:`prefix_columns` evaluates the per-wire columns at the parameters and
+:func:`prefix_state` has the backend write their product (``backend.product_state``), after which
+:attr:`Program.tail <qdiff.program.Program.tail>` runs the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .program import Program, kernel_matrix
+
+
+def prefix_columns(program: Program, theta: np.ndarray, batch: int) -> np.ndarray:
+    """``(batch, n, 2)`` complex128: wire ``w``'s one-qubit state after the program's product prefix,
+    starting from its bit of the start state (|0>, or the basis-state preparation's bit)."""
+    circuit = program.circuit
+    n = circuit.num_wires
+    cols = np.zeros((batch, n, 2), dtype=complex)
+    bits = [0] * n
+    prep = circuit.state_prep
+    if prep is not None:
+        for w, b in zip(prep.wires, prep.bits, strict=True):
+            bits[w] = int(b)
+    cols[:, np.arange(n), bits] = 1.0
+    for kern in program.kernels(theta)[: program.product_prefix]:
+        w = kern.wires[0]
+        m = np.broadcast_to(kernel_matrix(kern), (batch, 2, 2))
+        cols[:, w] = np.einsum("bij,bj->bi", m, cols[:, w])
+    return cols
+
+
+def prefix_state(backend: Any, program: Program, theta: np.ndarray, batch: int, dtype: Any, out: Any = None) -> Any:
+    """The start state with the program's product prefix applied, ``(batch, 2**n)`` of ``dtype``, written
+    into ``out`` when given; run :attr:`Program.tail` on it for the whole program."""
+    return backend.product_state(prefix_columns(program, theta, batch), dtype, out)
+
+
+__all__ = ["prefix_columns", "prefix_state"]
