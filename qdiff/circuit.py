@@ -249,6 +249,13 @@ class Circuit:
             self._grow(op)
         self._changed()
 
+    def segment(self, start: int, stop: int | None = None) -> Circuit:
+        """Operations ``[start, stop)`` as a new circuit on the same wires with the same parameters (no state
+        preparation)."""
+        seg = Circuit(self.num_wires, self.num_params)
+        seg.operations = self._ops[start:stop]
+        return seg
+
     @property
     def state_prep(self) -> StatePrep | None:
         """The initial state (None: |0...0>)."""

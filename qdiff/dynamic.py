@@ -113,8 +113,7 @@ class DynamicCircuit:
         """Operations ``[start, stop)`` as a circuit with the same parameters (built once per range)."""
         seg = self._segments.get((start, stop))
         if seg is None:
-            seg = Circuit(self.circuit.num_wires, self.circuit.num_params)
-            seg.operations = self.circuit.operations[start:stop]
+            seg = self.circuit.segment(start, stop)
             self._segments[(start, stop)] = seg
         return seg
 

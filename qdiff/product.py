@@ -30,17 +30,17 @@ def prefix_columns(program: Program, theta: np.ndarray, batch: int) -> np.ndarra
         for w, b in zip(prep.wires, prep.bits, strict=True):
             bits[w] = int(b)
     cols[:, np.arange(n), bits] = 1.0
-    for kern in program.kernels(theta)[: program.product_prefix]:
+    for kern in program.head.kernels(theta):
         w = kern.wires[0]
         m = np.broadcast_to(kernel_matrix(kern), (batch, 2, 2))
         cols[:, w] = np.einsum("bij,bj->bi", m, cols[:, w])
     return cols
 
 
-def prefix_state(backend: Any, program: Program, theta: np.ndarray, batch: int, dtype: Any, out: Any = None) -> Any:
-    """The start state with the program's product prefix applied, ``(batch, 2**n)`` of ``dtype``, written
-    into ``out`` when given; run :attr:`Program.tail` on it for the whole program."""
-    return backend.product_state(prefix_columns(program, theta, batch), dtype, out)
+def prefix_state(backend: Any, program: Program, theta: np.ndarray, batch: int, dtype: Any) -> Any:
+    """A new state: the start state with the program's product prefix applied, ``(batch, 2**n)`` of
+    ``dtype``; run :attr:`Program.tail` on it for the whole program."""
+    return backend.product_state(prefix_columns(program, theta, batch), dtype)
 
 
 __all__ = ["prefix_columns", "prefix_state"]

@@ -202,6 +202,7 @@ class Program:
         self._support: dict[int, np.ndarray] | None = None
         self.data_batch = data_batch_size(circuit)
         self.product_prefix = product_prefix_length(circuit)
+        self._head: Program | None = None
         self._tail: Program | None = None
         fixed = [i for i in self.singles if not self.operations[i].params]
         self._constant_kernels = {
@@ -209,12 +210,17 @@ class Program:
         }
 
     @property
+    def head(self) -> Program:
+        """The program of the :attr:`product_prefix` operations (same parameters, no state preparation)."""
+        if self._head is None:
+            self._head = program_of(self.circuit.segment(0, self.product_prefix))
+        return self._head
+
+    @property
     def tail(self) -> Program:
         """The program of the operations after the :attr:`product_prefix` (same parameters, no state preparation)."""
         if self._tail is None:
-            rest = Circuit(self.circuit.num_wires, self.circuit.num_params)
-            rest.operations = self.operations[self.product_prefix:]
-            self._tail = program_of(rest)
+            self._tail = program_of(self.circuit.segment(self.product_prefix))
         return self._tail
 
     # -- forward data -----------------------------------------------------------------------------

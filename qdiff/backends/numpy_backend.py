@@ -387,14 +387,13 @@ class NumpyBackend:
         state[:, index] = 1
         return state
 
-    def product_state(self, columns: np.ndarray, dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
-        """The product state ``kron_w columns[:, w]`` of per-wire columns ``(B, n, 2)``, shape ``(B, 2**n)``
-        of ``dtype``, written into ``out`` when given (else a new state): one write of the state."""
+    def product_state(self, columns: np.ndarray, dtype: Any) -> np.ndarray:
+        """The product state ``kron_w columns[:, w]`` of per-wire columns ``(B, n, 2)``, a new state
+        ``(B, 2**n)`` of ``dtype``: one write of the state."""
         batch, n = columns.shape[0], columns.shape[1]
-        if out is None:
-            self.check_memory(n, batch, dtype)
-            out = buffers.empty((batch, 2**n), dtype)
-        hi, lo = product_halves(np, np.asarray(columns, dtype=complex).astype(dtype))
+        self.check_memory(n, batch, dtype)
+        out = buffers.empty((batch, 2**n), dtype)
+        hi, lo = product_halves(np, np.asarray(columns, dtype=dtype))
         kern = _kernels()
         if kern is not None and kern.outer_rows(hi, lo, out):
             return out

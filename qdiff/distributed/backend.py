@@ -107,19 +107,17 @@ class MPIBackend:
             local[:, index & (2**n_loc - 1)] = 1
         return DistState(local, Layout(num_wires, self.num_global), self.exchanger, self.rank)
 
-    def product_state(self, columns: np.ndarray, dtype: Any, out: DistState | None = None) -> DistState:
-        """The product state of per-wire columns ``(B, n, 2)`` in the canonical layout (into ``out`` when
-        given): this rank's slice is the local wires' product state times the columns' entries at the
-        rank's bits of the global wires (folded into the first local column)."""
+    def product_state(self, columns: np.ndarray, dtype: Any) -> DistState:
+        """The product state of per-wire columns ``(B, n, 2)`` in the canonical layout: this rank's slice
+        is the local wires' product state times the columns' entries at the rank's bits of the global
+        wires (folded into the first local column)."""
         columns = np.asarray(columns, dtype=complex)
-        n = columns.shape[1]
         g = self.num_global
         bits = [(self.rank >> (g - 1 - w)) & 1 for w in range(g)]
-        scale = np.prod(columns[:, np.arange(g), bits], axis=1) if g else np.ones(columns.shape[0])
         local_cols = columns[:, g:].copy()
-        local_cols[:, 0] *= scale[:, None]
-        local = self.local_backend.product_state(local_cols, dtype, None if out is None else out.local)
-        return DistState(local, Layout(n, g), self.exchanger, self.rank) if out is None else out
+        local_cols[:, 0] *= np.prod(columns[:, np.arange(g), bits], axis=1)[:, None]  # 1 without global wires
+        local = self.local_backend.product_state(local_cols, dtype)
+        return DistState(local, Layout(columns.shape[1], g), self.exchanger, self.rank)
 
     def zero_state(self, num_wires: int, batch: int = 1, dtype: Any = np.complex128) -> DistState:
         """``|0...0>`` distributed over the ranks."""

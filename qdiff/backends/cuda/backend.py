@@ -145,15 +145,14 @@ class CupyBackend:
         state[:, 0] = 1.0
         return state
 
-    def product_state(self, columns: np.ndarray, dtype: Any, out: Any = None) -> Any:
-        """The product state of per-wire columns ``(B, n, 2)`` on the GPU, ``(B, 2**n)`` of ``dtype`` (into
-        ``out`` when given): the outer product of its two halves (``product_halves`` of the numpy backend)."""
+    def product_state(self, columns: np.ndarray, dtype: Any) -> Any:
+        """The product state of per-wire columns ``(B, n, 2)`` on the GPU, a new state ``(B, 2**n)`` of
+        ``dtype``: the outer product of its two halves (``product_halves`` of the numpy backend)."""
         gim.real_name(dtype)
         batch, n = columns.shape[0], columns.shape[1]
-        if out is None:
-            self.check_memory(n, batch, dtype)
-            out = cupy.empty((batch, 2**n), dtype=dtype)
-        hi, lo = product_halves(cupy, cupy.asarray(np.asarray(columns, dtype=complex), dtype=dtype))
+        self.check_memory(n, batch, dtype)
+        out = cupy.empty((batch, 2**n), dtype=dtype)
+        hi, lo = product_halves(cupy, cupy.asarray(columns, dtype=dtype))
         cupy.multiply(hi[:, :, None], lo[:, None, :], out=out.reshape(batch, hi.shape[1], lo.shape[1]))
         return out
 
