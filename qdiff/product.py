@@ -21,15 +21,9 @@ from .program import Program, kernel_matrix
 def prefix_columns(program: Program, theta: np.ndarray, batch: int) -> np.ndarray:
     """``(batch, n, 2)`` complex128: wire ``w``'s one-qubit state after the program's product prefix,
     starting from its bit of the start state (|0>, or the basis-state preparation's bit)."""
-    circuit = program.circuit
-    n = circuit.num_wires
+    n = len(program.start_bits)
     cols = np.zeros((batch, n, 2), dtype=complex)
-    bits = [0] * n
-    prep = circuit.state_prep
-    if prep is not None:
-        for w, b in zip(prep.wires, prep.bits, strict=True):
-            bits[w] = int(b)
-    cols[:, np.arange(n), bits] = 1.0
+    cols[:, np.arange(n), program.start_bits] = 1.0
     for kern in program.head.kernels(theta):
         w = kern.wires[0]
         m = np.broadcast_to(kernel_matrix(kern), (batch, 2, 2))

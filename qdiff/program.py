@@ -202,6 +202,12 @@ class Program:
         self._support: dict[int, np.ndarray] | None = None
         self.data_batch = data_batch_size(circuit)
         self.product_prefix = product_prefix_length(circuit)
+        self._shape = (circuit.num_wires, circuit.num_params)  # the circuit may change later; this program not
+        prep = circuit.state_prep
+        self.start_bits = [0] * circuit.num_wires  # each wire's bit of the start state (a basis preparation's)
+        if prep is not None and prep.bits is not None:
+            for w, b in zip(prep.wires, prep.bits, strict=True):
+                self.start_bits[w] = int(b)
         self._head: Program | None = None
         self._tail: Program | None = None
         fixed = [i for i in self.singles if not self.operations[i].params]
@@ -213,15 +219,21 @@ class Program:
     def head(self) -> Program:
         """The program of the :attr:`product_prefix` operations (same parameters, no state preparation)."""
         if self._head is None:
-            self._head = program_of(self.circuit.segment(0, self.product_prefix))
+            self._head = self._segment(0, self.product_prefix)
         return self._head
 
     @property
     def tail(self) -> Program:
         """The program of the operations after the :attr:`product_prefix` (same parameters, no state preparation)."""
         if self._tail is None:
-            self._tail = program_of(self.circuit.segment(self.product_prefix))
+            self._tail = self._segment(self.product_prefix, len(self.operations))
         return self._tail
+
+    def _segment(self, start: int, stop: int) -> Program:
+        """The program of operations ``[start, stop)`` of this program's own copy (same wires and parameters)."""
+        part = Circuit(*self._shape)
+        part.operations = self.operations[start:stop]
+        return program_of(part)
 
     # -- forward data -----------------------------------------------------------------------------
     def _memo(self, what: str, theta: Any, extra: Any = None) -> tuple[tuple, Any]:
