@@ -430,6 +430,21 @@ def test_blocked_results_do_not_depend_on_the_thread_count() -> None:
     np.testing.assert_allclose(one[1], two[1], atol=1e-12)
 
 
+def test_blocked_passes_called_from_several_threads_at_once_give_each_its_own_result() -> None:
+    """Blocked passes run on shared worker threads: concurrent callers must not see each other's blocks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c, h = bench.native_sel(13, 2), bench.native_hamiltonian(13)
+    ws = [np.random.default_rng(s).uniform(0, 2 * np.pi, c.num_params) for s in range(4)]
+    alone = [qd.value_and_grad(c, h, w) for w in ws]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda w: qd.value_and_grad(c, h, w), ws))
+    for a, t in zip(alone, together, strict=True):
+        np.testing.assert_allclose(t[0], a[0], atol=1e-12)
+        np.testing.assert_allclose(t[1], a[1], atol=1e-12)
+    assert not np.allclose(alone[0][1], alone[1][1])
+
+
 def test_blocked_path_is_taken_for_large_states(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     original = cpu_blocked.adjoint_pass

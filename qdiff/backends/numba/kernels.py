@@ -1164,8 +1164,8 @@ def sample_basis(state: np.ndarray, shots: int, rng: np.random.Generator):
     return out
 
 
-@_twins
-def _k_outer_rows(hi, lo, out):
+@njit(parallel=True, **_JIT)
+def _k_outer_rows(hi, lo, out):  # pragma: no cover - compiled
     """``out[b, i * L + j] = hi[b, i] * lo[b, j]`` (``L = lo.shape[1]``): a product state from its two halves."""
     h_len, l_len = hi.shape[1], lo.shape[1]
     for r in prange(hi.shape[0] * h_len):
@@ -1178,13 +1178,15 @@ def _k_outer_rows(hi, lo, out):
 
 
 def outer_rows(hi: np.ndarray, lo: np.ndarray, out: np.ndarray) -> bool:
-    """Write the row-wise outer products of ``hi (B, H)`` and ``lo (B, L)`` into the state ``out (B, H*L)``;
-    False (nothing written) for arrays this kernel does not handle."""
-    if not (_is_state(out) and type(hi) is np.ndarray and type(lo) is np.ndarray and hi.dtype == lo.dtype == out.dtype
+    """Write the row-wise outer products of ``hi (B, H)`` and ``lo (B, L)`` into the state ``out (B, H*L)``
+    on numba's threads; False (nothing written) for arrays this kernel does not handle and for states
+    too small to run in parallel (numpy's single-threaded product is as fast there, with nothing to compile)."""
+    if not (_par(out) and _is_state(out) and type(hi) is np.ndarray and type(lo) is np.ndarray
+            and hi.dtype == lo.dtype == out.dtype
             and hi.ndim == lo.ndim == 2 and hi.shape[0] == lo.shape[0] == out.shape[0]
             and hi.shape[1] * lo.shape[1] == out.shape[1]):
         return False
-    _k_outer_rows[_par(out)](np.ascontiguousarray(hi), np.ascontiguousarray(lo), out)
+    _k_outer_rows(np.ascontiguousarray(hi), np.ascontiguousarray(lo), out)
     return True
 
 
