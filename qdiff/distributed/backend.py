@@ -110,8 +110,9 @@ class MPIBackend:
     def product_state(self, columns: np.ndarray, dtype: Any) -> DistState:
         """The product state of per-wire columns ``(B, n, 2)`` in the canonical layout: this rank's slice
         is the local wires' product state times the columns' entries at the rank's bits of the global
-        wires (folded into the first local column)."""
+        wires (folded into the first local column). A circuit with no local wire left is refused."""
         columns = np.asarray(columns, dtype=complex)
+        self._num_local(columns.shape[1])  # at least one local wire, or a clear error
         g = self.num_global
         bits = [(self.rank >> (g - 1 - w)) & 1 for w in range(g)]
         local_cols = columns[:, g:].copy()

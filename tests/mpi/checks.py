@@ -205,6 +205,19 @@ def tight_and_large(be: MPIBackend, rng: np.random.Generator) -> int:
                                        qd.grad(c, Expval(h), rc.theta, backend="numpy"), atol=1e-10,
                                        err_msg=f"n={n} gradient")
         checks += 2
+    if g:  # no local wire left: a clear error, whether the circuit starts as a product state or not
+        for start in ("RY", "CNOT"):
+            c = qd.Circuit(g)
+            c.add("RY", 0.3, wires=(0,))
+            if start == "CNOT" and g > 1:
+                c.add("CNOT", wires=(0, 1))
+            try:
+                qd.execute(c, [State()], backend=be)
+            except DistributedError as exc:
+                assert "no local wire" in str(exc), exc
+            else:
+                raise AssertionError(f"a {g}-wire circuit on {be.size} ranks was not refused")
+            checks += 1
     return checks
 
 
