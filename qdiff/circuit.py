@@ -249,12 +249,17 @@ class Circuit:
             self._grow(op)
         self._changed()
 
+    @classmethod
+    def of(cls, num_wires: int, num_params: int, operations: Iterable[Operation]) -> Circuit:
+        """A new circuit of ``operations`` (validated) on ``num_wires`` wires with ``num_params`` parameters."""
+        out = cls(num_wires, num_params)
+        out.operations = operations
+        return out
+
     def segment(self, start: int, stop: int | None = None) -> Circuit:
         """Operations ``[start, stop)`` as a new circuit on the same wires with the same parameters (no state
         preparation)."""
-        seg = Circuit(self.num_wires, self.num_params)
-        seg.operations = self._ops[start:stop]
-        return seg
+        return Circuit.of(self.num_wires, self.num_params, self._ops[start:stop])
 
     @property
     def state_prep(self) -> StatePrep | None:

@@ -231,9 +231,7 @@ class Program:
 
     def _segment(self, start: int, stop: int) -> Program:
         """The program of operations ``[start, stop)`` of this program's own copy (same wires and parameters)."""
-        part = Circuit(*self._shape)
-        part.operations = self.operations[start:stop]
-        return program_of(part)
+        return program_of(Circuit.of(*self._shape, self.operations[start:stop]))
 
     # -- forward data -----------------------------------------------------------------------------
     def _memo(self, what: str, theta: Any, extra: Any = None) -> tuple[tuple, Any]:
