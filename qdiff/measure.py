@@ -224,7 +224,13 @@ def _compatible(a: dict, b: dict) -> bool:
 
 def index_bits(idx: np.ndarray, n: int) -> np.ndarray:
     """The ``n`` bits of non-negative basis indices (``n <= 64``) as int64, wire 0 (most significant) first:
-    shape ``idx.shape + (n,)``. Unpacks big-endian bytes (one pass) instead of shifting per wire."""
+    shape ``idx.shape + (n,)``. The CPU kernel of the same name writes them on numba's threads; the numpy
+    reference unpacks big-endian bytes (one pass) instead of shifting per wire."""
+    from .backends.numpy_backend import cpu_kernels
+
+    kern = cpu_kernels()
+    if kern is not None and (bits := kern.index_bits(idx, n)) is not None:
+        return bits
     octets = np.ascontiguousarray(idx, dtype=">u8").view(np.uint8).reshape(idx.shape + (8,))
     return np.unpackbits(octets, axis=-1)[..., 64 - n:].astype(np.int64)
 

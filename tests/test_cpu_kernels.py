@@ -368,3 +368,26 @@ def test_sampling_draws_the_reference_samples_without_a_cdf(mode):
             K.SAMPLE_CHUNK_MIN_BITS = old
     assert K.sample_basis(np.zeros((1, 4), complex), 10, rng) is None  # no weight: the reference decides
     assert K.sample_basis(np.full((1, 4), np.nan, complex), 10, rng) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(0.0, 1.0, exclude_max=True), st.sampled_from([0.0, 0.5, 1 - 2**-53])),
+                       max_size=300))
+def test_sort_order_is_numpys_stable_argsort(values):
+    """The counting sort behind sampling orders any draws in [0, 1) as a stable comparison sort does:
+    repeated values (kept in drawn order), values that share a bucket, the largest double below 1."""
+    u = np.array(values, dtype=np.float64)
+    np.testing.assert_array_equal(K.sort_order(u), np.argsort(u, kind="stable"))
+
+
+def test_sort_order_of_many_uniform_draws():
+    u = np.random.default_rng(3).random(200_000)
+    np.testing.assert_array_equal(K.sort_order(u), np.argsort(u, kind="stable"))
+
+
+def test_index_bits_kernel_handles_int64_indices_only():
+    idx = np.random.default_rng(0).integers(0, 2**40, size=(3, 70), dtype=np.int64)
+    got = K.index_bits(idx, 40)
+    np.testing.assert_array_equal(got, (idx[..., None] >> np.arange(39, -1, -1)) & 1)
+    assert got.dtype == np.int64 and got.shape == (3, 70, 40)
+    assert K.index_bits(idx.astype(np.uint64), 40) is None and K.index_bits(idx, 64) is None

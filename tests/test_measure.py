@@ -392,13 +392,16 @@ def test_ghz_samples_agree_across_measurements():
     np.testing.assert_array_equal(s[4][:, 0], s[0][:, 0])
 
 
+@pytest.mark.parametrize("mode", ["default", "numpy"])
 @pytest.mark.parametrize("n", [1, 3, 20, 33, 63])
-def test_index_bits_match_shifts(n):
+def test_index_bits_match_shifts(n, mode):
+    """The CPU kernel and the numpy reference (unpacked bytes) both give the bits shifts give."""
     rng = np.random.default_rng(n)
     idx = rng.integers(0, 2**n, size=(2, 50), dtype=np.int64)
     idx[0, 0], idx[1, 0] = 0, 2**n - 1
     want = (idx[..., None] >> np.arange(n - 1, -1, -1)) & 1
-    got = qdiff.measure.index_bits(idx, n)
+    with kernel_mode(mode):
+        got = qdiff.measure.index_bits(idx, n)
     assert got.dtype == np.int64 and got.shape == (2, 50, n)
     np.testing.assert_array_equal(got, want)
 

@@ -19,7 +19,7 @@ _PAULI_FLIP = {"X": True, "Y": True, "Z": False, "I": False}
 
 _KERNELS: Any = None
 
-def _kernels() -> Any:
+def cpu_kernels() -> Any:
     """The numba kernel module (qdiff.backends.numba.kernels), or None when QDIFF_KERNELS=numpy or numba is unusable.
 
     Each primitive below first offers its arguments to the kernel of the same name, which returns None
@@ -152,7 +152,7 @@ class NumpyBackend:
         self, state: np.ndarray, matrix: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Apply a ``2^k x 2^k`` matrix (or a batch ``(B, d, d)``) to ``targets``, with controls."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_matrix(state, matrix, targets, controls, cvals)) is not None:
             return res
         moved, flat = self._target_rows(state, targets, controls, cvals)
@@ -170,7 +170,7 @@ class NumpyBackend:
     ) -> np.ndarray:
         """A gate whose matrix only rotates the local states ``subspace`` (a common phase on the others), in
         place: a two-level rotation per block where compiled kernels run, else the dense product."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and kern.apply_subspace(state, matrix, subspace, targets, controls, cvals) is not None:
             return state
         return self.apply_matrix(state, matrix, targets, controls, cvals)
@@ -179,7 +179,7 @@ class NumpyBackend:
         self, state: np.ndarray, diag: np.ndarray, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Multiply by a diagonal ``(2^k,)`` (or ``(B, 2^k)``) on ``targets``, with controls."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_diagonal(state, diag, targets, controls, cvals)) is not None:
             return res
         psi, axes = self._sub(state, targets, controls, cvals)
@@ -197,7 +197,7 @@ class NumpyBackend:
         self, state: np.ndarray, perm: tuple, targets: tuple, controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """Permute the basis states of ``targets``: new[i] = old[perm[i]] (no multiplications)."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_permutation(state, perm, targets, controls, cvals)) is not None:
             return res
         psi, axes = self._sub(state, targets, controls, cvals)
@@ -211,7 +211,7 @@ class NumpyBackend:
 
     def apply_pauli(self, state: np.ndarray, word: dict[int, str], out: np.ndarray | None = None) -> np.ndarray:
         """Return ``P|state>`` for a Pauli word ``{wire: 'X'|'Y'|'Z'}`` without building a matrix."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_pauli(state, word, out)) is not None:
             return res
         n = num_qubits(state)
@@ -242,7 +242,7 @@ class NumpyBackend:
     def apply_pauli_rotation(self, state: np.ndarray, theta: np.ndarray, word: dict[int, str],
                              controls: tuple = (), cvals: tuple = ()) -> np.ndarray:
         """Apply ``exp(-i theta/2 P)`` = ``cos(theta/2) - i sin(theta/2) P`` in place."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_pauli_rotation(state, theta, word, controls, cvals)) is not None:
             return res
         t = np.asarray(theta, dtype=float)
@@ -272,35 +272,35 @@ class NumpyBackend:
     # -- reductions -------------------------------------------------------------------------------
     def inner(self, bra: np.ndarray, ket: np.ndarray) -> np.ndarray:
         """``<bra|ket>`` for each batch entry, shape ``(B,)``."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.inner(bra, ket)) is not None:
             return res
         return np.einsum("bi,bi->b", np.conj(bra), ket)
 
     def expval_diagonal(self, state: np.ndarray, diag: np.ndarray) -> np.ndarray:
         """``sum_i diag[i] |state[b, i]|^2`` per batch entry for a real diagonal observable, shape ``(B,)``."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.expval_diagonal(state, diag)) is not None:
             return res
         return (state.real**2 + state.imag**2) @ diag
 
     def apply_pauli_groups(self, state: np.ndarray, groups: Any, diag: np.ndarray | None = None) -> np.ndarray:
         """``(D + sum_t c_t P_t)|state>``: a Pauli sum grouped by flip mask (plus a real diagonal), new array."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.apply_pauli_groups(state, groups, diag)) is not None:
             return res
         return pauli_groups_apply(np, state, groups, diag)
 
     def expval_pauli_groups(self, state: np.ndarray, groups: Any, diag: np.ndarray | None = None) -> np.ndarray:
         """``<state|D + sum_t c_t P_t|state>`` per batch entry, shape ``(B,)`` real, without a new state."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.expval_pauli_groups(state, groups, diag)) is not None:
             return res
         return pauli_groups_expval(np, state, groups, diag)
 
     def expval_pauli(self, state: np.ndarray, word: dict[int, str]) -> np.ndarray:
         """``<state|P|state>`` for a Pauli word, shape ``(B,)`` real, without a matrix."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.expval_pauli(state, word)) is not None:
             return res
         if all(p == "Z" for p in word.values()):
@@ -321,7 +321,7 @@ class NumpyBackend:
         controls: tuple = (), cvals: tuple = ()
     ) -> np.ndarray:
         """``<bra| (P_controls x M) |ket>`` per batch entry: M on ``targets``, restricted to the controls."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.matrix_element(bra, ket, matrix, targets, controls, cvals)) is not None:
             return res
         m = np.asarray(matrix, dtype=ket.dtype)
@@ -337,7 +337,7 @@ class NumpyBackend:
 
         None when compiled kernels are off or the case is not covered: the caller then runs the three steps.
         """
-        if _kernels() is None:
+        if cpu_kernels() is None:
             return None
         from .numba.fused import adjoint_step
 
@@ -351,7 +351,7 @@ class NumpyBackend:
 
         ``entries`` (``(E, 2)`` index pairs) says which entries are needed; others may come back as zero.
         """
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.reduced_outer(bra, ket, targets, controls, cvals, entries)) is not None:
             return res
         return self._reduced_rows(bra, ket, targets, controls, cvals)
@@ -365,7 +365,7 @@ class NumpyBackend:
 
     def probs(self, state: np.ndarray, wires: tuple | None = None) -> np.ndarray:
         """Marginal probabilities ``(B, 2**len(wires))`` on ``wires`` (in the order given)."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.probs(state, wires)) is not None:
             return res
         n = num_qubits(state)
@@ -394,7 +394,7 @@ class NumpyBackend:
         self.check_memory(n, batch, dtype)
         out = buffers.empty((batch, 2**n), dtype)
         hi, lo = product_halves(np, np.asarray(columns, dtype=dtype))
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and kern.outer_rows(hi, lo, out):
             return out
         np.multiply(hi[:, :, None], lo[:, None, :], out=out.reshape(batch, hi.shape[1], lo.shape[1]))
@@ -406,7 +406,7 @@ class NumpyBackend:
 
     def sample_basis(self, state: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
         """``shots`` basis-state indices per batch entry, ``(B, shots)``, drawn from ``|state|**2``."""
-        kern = _kernels()
+        kern = cpu_kernels()
         if kern is not None and (res := kern.sample_basis(state, shots, rng)) is not None:
             return res
         return self.sample_indices(self.to_numpy(self.probs(state, None)), shots, rng)

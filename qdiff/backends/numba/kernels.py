@@ -1126,6 +1126,72 @@ def _k_walk_cdf(v, chunk, offsets, targets, bounds, out):
             j += 1
 
 
+@njit(**_JIT)
+def _k_sort_order(u, order, bucket, start):  # pragma: no cover - compiled
+    """``order``: a permutation that sorts ``u`` (values in [0, 1)) ascending, equal values in drawn order.
+
+    A counting sort into ``len(u)`` equal-width buckets (``bucket``: each value's, ``start``: the buckets'
+    first positions, ``len(u) + 1`` zeros), then an insertion sort inside each bucket: linear time for
+    uniform draws (about one value per bucket), where a comparison sort takes ``log2(len(u))`` passes.
+    """
+    n = u.shape[0]
+    for i in range(n):
+        b = min(int(u[i] * n), n - 1)
+        bucket[i] = b
+        start[b + 1] += 1
+    for b in range(n):
+        start[b + 1] += start[b]
+    fill = start[:n].copy()
+    for i in range(n):
+        b = bucket[i]
+        order[fill[b]] = i
+        fill[b] += 1
+    for b in range(n):
+        lo = start[b]
+        for j in range(lo + 1, start[b + 1]):
+            k = order[j]
+            x = u[k]
+            m = j
+            while m > lo and u[order[m - 1]] > x:
+                order[m] = order[m - 1]
+                m -= 1
+            order[m] = k
+
+
+def sort_order(u: np.ndarray) -> np.ndarray:
+    """A stable ascending order (int64) of the 1-D float64 values ``u`` in [0, 1) (``rng.random``'s draws)."""
+    n = u.shape[0]
+    index = np.int32 if n < 2**31 - 1 else np.int64  # half the memory traffic of int64 where it fits
+    order = np.empty(n, dtype=np.int64)
+    _k_sort_order(u, order, np.empty(n, dtype=index), np.zeros(n + 1, dtype=index))
+    return order
+
+
+@njit(parallel=True, **_JIT)
+def _k_index_bits(idx, n):  # pragma: no cover - compiled
+    """``out[j, w]`` = bit ``n - 1 - w`` of ``idx[j]`` (wire 0 the most significant), a new array.
+
+    numba allocates it (plain ``malloc``, no huge-page advice as numpy gives arrays of 4 MiB and more):
+    where the OS compacts memory to serve a huge-page fault, first touching a fresh sample array of
+    100,000 x 16 bits took 9.5-11.7 ms with numpy's allocation, 7.4 ms with this one (and 0.6-1 ms when
+    reused memory is at hand).
+    """
+    out = np.empty((idx.shape[0], n), dtype=np.int64)
+    for j in prange(idx.shape[0]):
+        v = idx[j]
+        for w in range(n):
+            out[j, w] = (v >> (n - 1 - w)) & 1
+    return out
+
+
+def index_bits(idx: np.ndarray, n: int):
+    """The ``n`` bits of the basis indices ``idx`` (int64, any shape), wire 0 first, as int64 of shape
+    ``idx.shape + (n,)``, written on numba's threads; None for other arrays and for ``n > 63``."""
+    if type(idx) is not np.ndarray or idx.dtype != np.int64 or not 0 <= n <= 63:
+        return None
+    return _k_index_bits(np.ascontiguousarray(idx).reshape(-1), n).reshape(idx.shape + (n,))
+
+
 SAMPLE_CHUNK_MIN_BITS = 14
 """Sampling splits a state row into chunks of at least this many amplitudes (one per thread share)."""
 
@@ -1156,7 +1222,7 @@ def sample_basis(state: np.ndarray, shots: int, rng: np.random.Generator):
     idx = np.empty(shots, dtype=np.int64)
     for b, (offsets, total) in enumerate(rows):
         u = rng.random(shots)
-        order = np.argsort(u)
+        order = sort_order(u)
         targets = u[order] * total
         bounds = np.append(np.searchsorted(targets, offsets, side="left"), shots).astype(np.int64)
         _k_walk_cdf[par](state[b], chunk, offsets, targets, bounds, idx)
